@@ -1,0 +1,250 @@
+"""Experiment configs: YAML -> dataclasses, with dotted ``--set key=value`` overrides.
+
+Unknown keys and wrong types are errors that name the key, the expected type and the value.
+Component sections (``encoder``, ``methods``, ``weighting``, ``sampler``, ``features``) are
+checked against the registered constructors, whose keyword-only arguments are their schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .registry import _matches, _type_name
+from .training.trainer import TrainingConfig
+
+
+@dataclass
+class ComponentConfig:
+    """A registry entry and its parameters, e.g. ``{name: mlp, hidden_dims: [100]}``."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass
+class ReferenceResult:
+    """A published number to print beside ours.
+
+    Attributes:
+        source: the paper (and table) the numbers come from.
+        average: the published average over the tasks, in percent.
+        per_task: published per-task numbers, in percent (only from a checked source).
+        metric: the metric they report.
+    """
+
+    source: str
+    average: float | None = None
+    per_task: dict[str, float] = field(default_factory=dict)
+    metric: str = "accuracy"
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: tasks, features, an encoder, sharing methods to compare, seeds.
+
+    Attributes:
+        name: experiment name (the run folder is named after it).
+        data: dataset name -> loader options; the tasks of all datasets are trained together.
+        features: featurizer options (the featurizer kind follows the encoder's input).
+        encoder: the encoder and its parameters.
+        methods: sharing methods to compare; ``single_task`` trains each task alone.
+        weighting: loss weighting of the joint runs.
+        sampler: task sampler of the joint runs.
+        training: optimisation and model selection.
+        seeds: one run per seed and method.
+        baselines: non-neural baselines to add to the table (``logreg_per_task``,
+            ``logreg_pooled``).
+        reference: published numbers printed beside ours.
+        output_dir: where run folders are written.
+    """
+
+    name: str
+    data: dict[str, dict[str, Any]]
+    encoder: ComponentConfig
+    methods: list[ComponentConfig]
+    features: dict[str, Any] = field(default_factory=dict)
+    weighting: ComponentConfig = field(default_factory=lambda: ComponentConfig("fixed"))
+    sampler: ComponentConfig = field(default_factory=lambda: ComponentConfig("every_task"))
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    baselines: list[str] = field(default_factory=list)
+    reference: ReferenceResult | None = None
+    output_dir: str = "runs"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["encoder"] = self.encoder.as_dict()
+        out["methods"] = [m.as_dict() for m in self.methods]
+        out["weighting"] = self.weighting.as_dict()
+        out["sampler"] = self.sampler.as_dict()
+        return out
+
+
+def _component(value: Any, key: str) -> ComponentConfig:
+    if isinstance(value, str):
+        return ComponentConfig(value)
+    if not isinstance(value, dict) or "name" not in value:
+        raise ConfigError(f"'{key}' must be a name or a mapping with a 'name' key, got {value!r}")
+    params = {k: v for k, v in value.items() if k != "name"}
+    if not isinstance(value["name"], str):
+        raise ConfigError(f"'{key}.name' must be a string, got {value['name']!r}")
+    return ComponentConfig(value["name"], params)
+
+
+def _check_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check keys and simple types of a plain dataclass section."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{where}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(f"unknown key '{where}.{key}'; valid keys: {', '.join(names)}")
+        if not _matches(value, hints[key]):
+            raise ConfigError(f"'{where}.{key}' must be {_type_name(hints[key])}, "
+                              f"got {value!r} ({type(value).__name__})")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for key in required:
+        if key not in raw:
+            raise ConfigError(f"'{where}' needs key '{key}'" if where else f"config needs key '{key}'")
+    return raw
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a plain mapping."""
+    from .data.datasets import DATASETS
+    from .data.features import FEATURIZERS
+    from .data.samplers import SAMPLERS
+    from .encoders import ENCODERS
+    from .sharing import SHARING
+    from .weighting import WEIGHTINGS
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {type(raw).__name__}")
+    raw = copy.deepcopy(raw)
+    top_hints = {"data": dict, "features": dict, "seeds": list[int], "baselines": list[str],
+                 "name": str, "output_dir": str}
+    names = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key '{key}'; valid keys: {', '.join(names)}")
+        if key in top_hints and not _matches(value, top_hints[key]):
+            raise ConfigError(f"{source}: '{key}' must be {_type_name(top_hints[key])}, got {value!r}")
+    for key in ("name", "data", "encoder", "methods"):
+        if key not in raw:
+            raise ConfigError(f"{source}: missing key '{key}'")
+    if not raw["data"]:
+        raise ConfigError(f"{source}: 'data' must name at least one dataset")
+    for dataset, options in raw["data"].items():
+        options = {} if options is None else options
+        if not isinstance(options, dict):
+            raise ConfigError(f"{source}: 'data.{dataset}' must be a mapping of loader options, got {options!r}")
+        DATASETS.get(dataset)
+        DATASETS.validate(dataset, options, f"data.{dataset}")
+        raw["data"][dataset] = options
+
+    encoder = _component(raw["encoder"], "encoder")
+    ENCODERS.validate(encoder.name, encoder.params, "encoder")
+    featurizer_kind = ENCODERS.get(encoder.name).input_kind
+    FEATURIZERS.validate(featurizer_kind, raw.get("features", {}), "features")
+    if not isinstance(raw["methods"], list) or not raw["methods"]:
+        raise ConfigError(f"{source}: 'methods' must be a non-empty list of sharing methods")
+    methods = [_component(m, f"methods.{i}") for i, m in enumerate(raw["methods"])]
+    for i, method in enumerate(methods):
+        SHARING.validate(method.name, method.params, f"methods.{i}")
+    weighting = _component(raw.get("weighting", "fixed"), "weighting")
+    WEIGHTINGS.validate(weighting.name, weighting.params, "weighting")
+    sampler = _component(raw.get("sampler", "every_task"), "sampler")
+    SAMPLERS.validate(sampler.name, sampler.params, "sampler")
+    training = TrainingConfig(**_check_fields(TrainingConfig, raw.get("training", {}), "training"))
+    training.validate()
+    reference = None
+    if raw.get("reference") is not None:
+        reference = ReferenceResult(**_check_fields(ReferenceResult, raw["reference"], "reference"))
+    from .baselines import BASELINES
+    for baseline in raw.get("baselines", []):
+        if baseline not in BASELINES:
+            raise ConfigError(f"{source}: unknown baseline {baseline!r}; expected one of {', '.join(sorted(BASELINES))}")
+    if not raw.get("seeds", [1]):
+        raise ConfigError(f"{source}: 'seeds' must list at least one seed")
+    return ExperimentConfig(
+        name=raw["name"], data=raw["data"], encoder=encoder, methods=methods,
+        features=raw.get("features", {}), weighting=weighting, sampler=sampler, training=training,
+        seeds=raw.get("seeds", [1, 2, 3]), baselines=raw.get("baselines", []),
+        reference=reference, output_dir=raw.get("output_dir", "runs"),
+    )
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML.
+
+    List items are addressed by index (``methods.1.self_weight=0.8``).
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML") from error
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        path = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: '{path}' must be a list index below {len(node)}")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if node.get(part) is None:
+                node[part] = {}
+            elif isinstance(node[part], str):  # a component given by name gains parameters
+                node[part] = {"name": node[part]}
+            node = node[part]
+        else:
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:depth])}' is not a mapping or list")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {key}: '{last}' must be a list index below {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(error, 'problem', error)}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: config file is empty; expected a YAML mapping")
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    try:
+        return parse_config(raw, str(path))
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None

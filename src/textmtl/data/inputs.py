@@ -1,0 +1,136 @@
+"""Batched encoder inputs and the feature tables they are gathered from.
+
+An encoder declares the ``input_kind`` it reads. A featurizer of that kind turns the texts of
+every task into one :class:`FeatureTable` per split (rows of all tasks stacked, so a step that
+trains on several tasks gathers one combined batch with a single index array). Gathering rows
+returns one of the input dataclasses below.
+
+Glossary for shape comments: B batch, T tokens, S sentences, V vocabulary/features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+InputKind = Literal["tfidf", "tokens", "sentences"]
+
+
+@dataclass
+class InputSpec:
+    """What an encoder needs to know about its input, fixed when features are fitted.
+
+    Attributes:
+        kind: the input kind.
+        size: number of TF-IDF features, or vocabulary size (ids include padding and OOV).
+        padding_id: id of the padding token (token inputs).
+        pretrained: optional (size, E) float tensor of pre-trained word vectors, row = id.
+    """
+
+    kind: InputKind
+    size: int
+    padding_id: int = 0
+    pretrained: torch.Tensor | None = None
+
+
+class _ToDevice:
+    def to(self, device: torch.device | str):
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+@dataclass
+class TfidfInput(_ToDevice):
+    """Sparse TF-IDF rows in bag form (the CSR arrays), read with ``F.embedding_bag``.
+
+    Row b holds features ``indices[offsets[b]:offsets[b+1]]`` with values ``weights[...]``.
+    The bag form keeps 10,000+-wide rows sparse on CPU and CUDA, and its backward pass is
+    several times faster than a sparse-matrix product on this CPU (measured: 7 ms vs 50 ms for
+    512 rows x 50,000 features x 100 hidden).
+    """
+
+    indices: torch.Tensor  # (N,) long, feature ids of all rows concatenated
+    offsets: torch.Tensor  # (B,) long, start of each row in ``indices``
+    weights: torch.Tensor  # (N,) float, TF-IDF values
+
+    @property
+    def batch_size(self) -> int:
+        return self.offsets.shape[0]
+
+    def select(self, rows: torch.Tensor) -> "TfidfInput":
+        """The sub-batch of ``rows`` (a (R,) long tensor), in that order."""
+        ends = torch.cat([self.offsets[1:], self.offsets.new_tensor([self.indices.shape[0]])])
+        sizes = (ends - self.offsets)[rows]  # (R,) features per selected row
+        starts = self.offsets[rows]
+        new_offsets = torch.cumsum(sizes, 0) - sizes
+        # position of every kept feature: its row's old start + its rank within the row
+        within = torch.arange(int(sizes.sum()), device=rows.device) - torch.repeat_interleave(new_offsets, sizes)
+        positions = torch.repeat_interleave(starts, sizes) + within
+        return TfidfInput(self.indices[positions], new_offsets, self.weights[positions])
+
+
+@dataclass
+class TokenInput(_ToDevice):
+    """Right-padded token ids (B, T) and true lengths (B,). Every length is >= 1."""
+
+    token_ids: torch.Tensor
+    lengths: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.token_ids.shape[0]
+
+    def select(self, rows: torch.Tensor) -> "TokenInput":
+        lengths = self.lengths[rows]
+        # trim to the longest selected row; right padding beyond it carries nothing
+        return TokenInput(self.token_ids[rows, : int(lengths.max())], lengths)
+
+    def mask(self) -> torch.Tensor:
+        """(B, T) bool, True on real tokens."""
+        positions = torch.arange(self.token_ids.shape[1], device=self.token_ids.device)
+        return positions[None, :] < self.lengths[:, None]
+
+
+@dataclass
+class SentenceInput(_ToDevice):
+    """Documents as sentences: ids (B, S, T), sentence lengths (B, S), sentence counts (B,).
+
+    Padded sentences have length 0; every document has at least one sentence of length >= 1.
+    """
+
+    token_ids: torch.Tensor
+    sentence_lengths: torch.Tensor
+    num_sentences: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.token_ids.shape[0]
+
+    def select(self, rows: torch.Tensor) -> "SentenceInput":
+        return SentenceInput(self.token_ids[rows], self.sentence_lengths[rows],
+                             self.num_sentences[rows])
+
+
+EncoderInput = TfidfInput | TokenInput | SentenceInput
+
+
+class FeatureTable(Protocol):
+    """Featurized rows of one split (all tasks stacked); ``gather`` builds a batch."""
+
+    def __len__(self) -> int: ...
+
+    def gather(self, rows: np.ndarray) -> EncoderInput: ...
+
+
+class Featurizer(Protocol):
+    """Fitted once on the training texts of all tasks (one vocabulary across tasks)."""
+
+    input_kind: InputKind
+
+    def fit(self, texts: list) -> "Featurizer": ...
+
+    def transform(self, texts: list) -> FeatureTable: ...
+
+    def spec(self) -> InputSpec: ...

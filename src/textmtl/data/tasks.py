@@ -1,0 +1,130 @@
+"""The Task abstraction: a name, a label space and fixed train/dev/test splits.
+
+A classification task holds one text and one label per example. A tagging task (CoNLL-2000
+chunking, POS) holds one token list and one label per token. Labels are stored as integer ids
+into ``Task.labels``; the label names are kept so that results and errors speak in them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+from ..errors import DataError
+
+TaskKind = Literal["classification", "tagging"]
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Split:
+    """One split of a task.
+
+    Attributes:
+        texts: classification: one string per example; tagging: one token list per sentence.
+        labels: classification: one label id per example; tagging: one list of ids per sentence.
+    """
+
+    texts: list
+    labels: list
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Task:
+    """A labelled text task with fixed splits.
+
+    Attributes:
+        name: unique name within an experiment (e.g. ``"books"``, ``"trec_coarse"``).
+        labels: the label names; ids index into this tuple.
+        train, dev, test: the splits. Model selection uses ``dev`` only.
+        kind: ``"classification"`` or ``"tagging"``.
+        unlabeled: unlabelled texts of the task's domain, for methods that use them.
+        source: where the data was read from (a path), for messages.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    train: Split
+    dev: Split
+    test: Split
+    kind: TaskKind = "classification"
+    unlabeled: list[str] | None = None
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = tuple(self.labels)
+        where = self.source or self.name
+        if len(set(self.labels)) != len(self.labels):
+            raise DataError(f"{where}: task {self.name!r} has duplicate label names {self.labels}")
+        for split_name in SPLITS:
+            split = getattr(self, split_name)
+            if len(split.texts) != len(split.labels):
+                raise DataError(
+                    f"{where}: {split_name} split of task {self.name!r} has "
+                    f"{len(split.texts)} texts but {len(split.labels)} labels"
+                )
+            if len(split) == 0:
+                raise DataError(
+                    f"{where}: {split_name} split of task {self.name!r} is empty; "
+                    "expected at least one example"
+                )
+            ids = split.labels if self.kind == "classification" else [
+                i for row in split.labels for i in row]
+            bad = [i for i in ids if not (isinstance(i, int) and 0 <= i < len(self.labels))]
+            if bad:
+                raise DataError(
+                    f"{where}: {split_name} split of task {self.name!r} has label id {bad[0]!r}; "
+                    f"expected an id in 0..{len(self.labels) - 1}"
+                )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        return getattr(self, name)
+
+    def label_counts(self, split: str = "train") -> dict[str, int]:
+        """Examples per label name (tokens per tag for tagging tasks)."""
+        rows = self.split(split).labels
+        ids = rows if self.kind == "classification" else [i for r in rows for i in r]
+        counts = Counter(ids)
+        return {self.labels[i]: counts.get(i, 0) for i in range(len(self.labels))}
+
+    def sizes(self) -> dict[str, int]:
+        return {s: len(self.split(s)) for s in SPLITS}
+
+
+def encode_labels(names: Sequence[str], label_names: Sequence[str], where: str) -> list[int]:
+    """Map label names to ids; a name outside ``label_names`` is a :class:`DataError`.
+
+    Used for dev/test labels, which must be seen in training.
+    """
+    index = {name: i for i, name in enumerate(label_names)}
+    out = []
+    for position, name in enumerate(names):
+        if name not in index:
+            raise DataError(
+                f"{where}: label {name!r} (example {position + 1}) was not seen in training; "
+                f"expected one of {sorted(index)}"
+            )
+        out.append(index[name])
+    return out
+
+
+def split_off_dev(split: Split, dev_size: int, where: str) -> tuple[Split, Split]:
+    """Take the last ``dev_size`` examples of ``split`` as dev (FDU-MTL's convention)."""
+    if dev_size <= 0 or dev_size >= len(split):
+        raise DataError(
+            f"{where}: cannot take a dev split of {dev_size} from {len(split)} training examples"
+        )
+    cut = len(split) - dev_size
+    return (Split(split.texts[:cut], split.labels[:cut]),
+            Split(split.texts[cut:], split.labels[cut:]))

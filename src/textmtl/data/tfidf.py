@@ -1,0 +1,75 @@
+"""TF-IDF features with one vocabulary across all tasks (scikit-learn), kept sparse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .features import FEATURIZERS
+from .inputs import InputSpec, TfidfInput
+
+
+@dataclass
+class SparseRowTable:
+    """CSR rows of one split; ``gather`` returns them in the bag form of :class:`TfidfInput`."""
+
+    matrix: sp.csr_matrix
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def gather(self, rows: np.ndarray) -> TfidfInput:
+        batch = self.matrix[np.asarray(rows)]
+        return TfidfInput(
+            indices=torch.from_numpy(batch.indices.astype(np.int64)),
+            offsets=torch.from_numpy(batch.indptr[:-1].astype(np.int64)),
+            weights=torch.from_numpy(batch.data.astype(np.float32)),
+        )
+
+
+@FEATURIZERS.register("tfidf")
+class TfidfFeaturizer:
+    """TF-IDF over words (or n-grams), fitted on the training texts of all tasks.
+
+    Args:
+        max_features: keep the most frequent terms of the training texts (None: all).
+        ngram_max: use word n-grams of 1..ngram_max.
+        min_df: drop terms found in fewer training documents.
+        sublinear_tf: use 1 + log(tf).
+        lowercase: lower-case before tokenising.
+    """
+
+    input_kind = "tfidf"
+
+    def __init__(self, *, max_features: int | None = 50000, ngram_max: int = 2, min_df: int = 2,
+                 sublinear_tf: bool = True, lowercase: bool = True) -> None:
+        if max_features is not None and max_features < 1:
+            raise ValueError(f"'max_features' of TfidfFeaturizer must be >= 1, got {max_features}")
+        if ngram_max < 1:
+            raise ValueError(f"'ngram_max' of TfidfFeaturizer must be >= 1, got {ngram_max}")
+        if min_df < 1:
+            raise ValueError(f"'min_df' of TfidfFeaturizer must be >= 1, got {min_df}")
+        self.vectorizer = TfidfVectorizer(
+            max_features=max_features, ngram_range=(1, ngram_max), min_df=min_df,
+            sublinear_tf=sublinear_tf, lowercase=lowercase, dtype=np.float32,
+            # keep one-letter tokens and punctuation-free words as scikit-learn's default does
+        )
+
+    def fit(self, texts: list) -> "TfidfFeaturizer":
+        self.vectorizer.fit([_as_text(t) for t in texts])
+        return self
+
+    def transform(self, texts: list) -> SparseRowTable:
+        return SparseRowTable(self.vectorizer.transform([_as_text(t) for t in texts]).tocsr())
+
+    def spec(self) -> InputSpec:
+        return InputSpec(kind="tfidf", size=len(self.vectorizer.vocabulary_))
+
+
+def _as_text(text: str | list[str]) -> str:
+    # tagging tasks store token lists; TF-IDF reads them as one space-joined string
+    return text if isinstance(text, str) else " ".join(text)

@@ -1,0 +1,10 @@
+"""Loss weightings: how task losses are combined. One file per method, registered here."""
+
+from ..registry import Registry
+from .base import LossWeighting
+
+WEIGHTINGS: Registry[LossWeighting] = Registry("weighting")
+
+from . import fixed, uncertainty  # noqa: E402,F401  (registration side effects)
+
+__all__ = ["WEIGHTINGS", "LossWeighting"]
