@@ -35,6 +35,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: loader options whose tasks differ (label sets), all listed by ``textmtl datasets``
+DATASET_VARIANTS = {"sst": [{"variant": "sst1"}, {"variant": "sst2"}],
+                    "trec": [{"labels": "coarse"}, {"labels": "fine"}]}
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from .data.datasets import DATASETS, dataset_summary
     from .data.store import verify_dataset
@@ -44,17 +49,18 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         if name == "user_files":
             continue
         try:
-            summary = dataset_summary(name, args.data_dir)
+            summaries = [dataset_summary(name, args.data_dir, params)
+                         for params in DATASET_VARIANTS.get(name, [{}])]
         except TextMTLError as error:
             print(f"{name}: not available ({error})")
             status = 1
             continue
-        print(f"{name}: found in {summary['path']} ({summary['origin']})")
+        print(f"{name}: found in {summaries[0]['path']} ({summaries[0]['origin']})")
         if args.verify:
             problems = verify_dataset(name, args.data_dir)
             print("  checksums: " + ("ok" if not problems else "; ".join(problems)))
             status = status or int(bool(problems))
-        for task in summary["tasks"]:
+        for task in [t for summary in summaries for t in summary["tasks"]]:
             sizes = " / ".join(f"{split} {n}" for split, n in task["sizes"].items())
             labels = task["labels"]
             shown = ", ".join(labels[:8]) + (f", ... ({len(labels)} labels)" if len(labels) > 8 else "")
@@ -84,12 +90,16 @@ def _cmd_describe(args: argparse.Namespace) -> int:
                 default = "required" if p.required else f"default {p.default!r}"
                 print(f"      {p.name}: {p.type_name()} ({default})")
         print()
+    import dataclasses
+    import typing
+
+    from .registry import _type_name
     from .training.trainer import TrainingConfig
-    import dataclasses, typing
+
     print("training:")
     hints = typing.get_type_hints(TrainingConfig)
     for f in dataclasses.fields(TrainingConfig):
-        print(f"      {f.name}: {str(hints[f.name]).replace('typing.', '')} (default {f.default!r})")
+        print(f"      {f.name}: {_type_name(hints[f.name])} (default {f.default!r})")
     return 0
 
 

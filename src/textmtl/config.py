@@ -55,7 +55,8 @@ class ExperimentConfig:
 
     Attributes:
         name: experiment name (the run folder is named after it).
-        data: dataset name -> loader options; the tasks of all datasets are trained together.
+        data: dataset name -> loader options (or a list of them, e.g. several ``user_files``);
+            the tasks of all datasets are trained together.
         features: featurizer options (the featurizer kind follows the encoder's input).
         encoder: the encoder and its parameters.
         methods: sharing methods to compare; ``single_task`` trains each task alone.
@@ -70,7 +71,7 @@ class ExperimentConfig:
     """
 
     name: str
-    data: dict[str, dict[str, Any]]
+    data: dict[str, dict[str, Any] | list[dict[str, Any]]]
     encoder: ComponentConfig
     methods: list[ComponentConfig]
     features: dict[str, Any] = field(default_factory=dict)
@@ -147,13 +148,19 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             raise ConfigError(f"{source}: missing key '{key}'")
     if not raw["data"]:
         raise ConfigError(f"{source}: 'data' must name at least one dataset")
-    for dataset, options in raw["data"].items():
-        options = {} if options is None else options
-        if not isinstance(options, dict):
-            raise ConfigError(f"{source}: 'data.{dataset}' must be a mapping of loader options, got {options!r}")
-        DATASETS.get(dataset)
-        DATASETS.validate(dataset, options, f"data.{dataset}")
-        raw["data"][dataset] = options
+    for dataset, entries in raw["data"].items():
+        # one mapping of loader options, or a list of them (e.g. several user_files tasks)
+        many = isinstance(entries, list)
+        checked = []
+        for i, options in enumerate(entries if many else [entries]):
+            where = f"data.{dataset}.{i}" if many else f"data.{dataset}"
+            options = {} if options is None else options
+            if not isinstance(options, dict):
+                raise ConfigError(f"{source}: '{where}' must be a mapping of loader options, got {options!r}")
+            DATASETS.get(dataset)
+            DATASETS.validate(dataset, options, where)
+            checked.append(options)
+        raw["data"][dataset] = checked if many else checked[0]
 
     encoder = _component(raw["encoder"], "encoder")
     ENCODERS.validate(encoder.name, encoder.params, "encoder")
@@ -206,22 +213,25 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"--set {key}: '{path}' must be a list index below {len(node)}")
-            node = node[int(part)]
+            child_key: Any = int(part)
         elif isinstance(node, dict):
+            child_key = part
             if node.get(part) is None:
                 node[part] = {}
-            elif isinstance(node[part], str):  # a component given by name gains parameters
-                node[part] = {"name": node[part]}
-            node = node[part]
         else:
             raise ConfigError(f"--set {key}: '{'.'.join(parts[:depth])}' is not a mapping or list")
+        if isinstance(node[child_key], str):  # a component given by name gains parameters
+            node[child_key] = {"name": node[child_key]}
+        node = node[child_key]
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise ConfigError(f"--set {key}: '{last}' must be a list index below {len(node)}")
         node[int(last)] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        raise ConfigError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a mapping or list")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -64,7 +64,8 @@ def git_hash() -> str:
 
 
 def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> list[Task]:
-    tasks = [task for name, options in config.data.items()
+    tasks = [task for name, entries in config.data.items()
+             for options in (entries if isinstance(entries, list) else [entries])
              for task in load_tasks(name, options, data_dir)]
     names = [t.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -74,6 +75,14 @@ def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> lis
     kinds = {t.kind for t in tasks}
     if len(kinds) > 1:
         raise ConfigError("'data' mixes classification and tagging tasks; one experiment trains one kind")
+    select_on = config.training.select_on
+    if select_on != "average" and select_on not in names:
+        raise ConfigError(f"'training.select_on' must be 'average' or a task name "
+                          f"({', '.join(names)}), got {select_on!r}")
+    unknown = sorted(set(config.weighting.params.get("weights", {})) - set(names))
+    if unknown:
+        raise ConfigError(f"'weighting.weights' names unknown task {unknown[0]!r}; "
+                          f"tasks: {', '.join(names)}")
     return tasks
 
 
@@ -106,6 +115,7 @@ def train_one(config: ExperimentConfig, method: ComponentConfig, data: MultiTask
     sampler = SAMPLERS.build(config.sampler.name, params=config.sampler.params, where="sampler")
     training = config.training
     if training.select_on != "average" and training.select_on not in data.task_names:
+        # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
     return train(model, weighting, sampler, data, training, seed, description,
                  bucketed_stream_order(data, training.batch_size)), model

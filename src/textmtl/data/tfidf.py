@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from ..errors import ConfigError
 from .features import FEATURIZERS
 from .inputs import InputSpec, TfidfInput
 
@@ -60,7 +61,13 @@ class TfidfFeaturizer:
         )
 
     def fit(self, texts: list) -> "TfidfFeaturizer":
-        self.vectorizer.fit([_as_text(t) for t in texts])
+        try:
+            self.vectorizer.fit([_as_text(t) for t in texts])
+        except ValueError as error:  # e.g. min_df above the number of documents
+            raise ConfigError(
+                f"'features' leave no TF-IDF terms over {len(texts)} training texts "
+                f"(min_df={self.vectorizer.min_df}, ngram_max={self.vectorizer.ngram_range[1]}): {error}"
+            ) from None
         return self
 
     def transform(self, texts: list) -> SparseRowTable:

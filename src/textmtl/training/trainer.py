@@ -189,6 +189,9 @@ def train(model: SharingMethod, weighting: LossWeighting, sampler: TaskSampler,
     import time
 
     config.validate()
+    if model.needs_grads or getattr(weighting, "needs_grads", False):
+        # reserved capability: gradient-manipulating methods need per-task backward passes
+        raise ConfigError("this trainer does not yet support methods with needs_grads=True")
     if config.select_on != AVERAGE and config.select_on not in data.task_names:
         raise ConfigError(f"'training.select_on' must be 'average' or a task name "
                           f"({', '.join(data.task_names)}), got {config.select_on!r}")
