@@ -12,12 +12,14 @@ extrapolates: mean seconds per step x steps per epoch. The steps' batches are ra
 length-bucketed per-domain streams, so the first M are a random sample of the epoch's steps; the
 output and the JSON say when a number is extrapolated.
 
-Also recorded: the padding of the combined batch. Each domain's 32 rows come from its own length
-bucket, but the combined 512-row batch is padded to the longest row of all 16 buckets, so the
-BiLSTM runs over far more padded positions than real tokens.
+Side by side, on the same batches, alternating step by step: the reference runs the BiLSTM over
+the combined 512-row batch padded to its longest row (each domain's 32 rows come from its own
+length bucket, but the 16 buckets differ, so most positions are padding); ours is the library
+default, ``BiRNNLayer`` encoding such a batch in groups of ``group_rows`` rows of similar length,
+each cut to its own longest row. Both give the same outputs (tests/encoders/test_length_groups.py).
 
 Usage:
-    TEXTMTL_DATA_DIR=/work/shared/data python benchmarks/bilstm_fdu_glove.py --max-steps 8 --threads 1
+    TEXTMTL_DATA_DIR=/work/shared/data python benchmarks/bilstm_fdu_glove.py --max-steps 8
 
 Writes ``benchmarks/results/bilstm_fdu_glove.json``.
 """
@@ -37,6 +39,7 @@ import torch
 from textmtl.config import load_config
 from textmtl.data.samplers import SAMPLERS, TaskStreams
 from textmtl.experiment import bucketed_stream_order, build_model, featurize, load_experiment_tasks
+from textmtl.encoders.layers import BiRNNLayer
 from textmtl.training.trainer import build_optimizer, seed_everything, task_losses
 from textmtl.weighting import WEIGHTINGS
 
@@ -89,21 +92,43 @@ def main() -> None:
         padded = inputs.token_ids.numel()
         return time.perf_counter() - start, padded, int(inputs.lengths.sum())
 
+    rnn_layers = [m for m in model.modules() if isinstance(m, BiRNNLayer)]
+
+    def set_grouping(group_rows):
+        for layer in rnn_layers:
+            layer.group_rows = group_rows
+
+    # reference: the RNN over the whole combined batch padded to its longest row;
+    # ours: the library default, length groups of BiRNNLayer.group_rows rows (same outputs)
+    variants = {"one_padded_batch": None, "length_groups": BiRNNLayer.group_rows}
     model.train()
     batches = [[(k, streams.take(k, n)) for k, n in parts] for parts in plan]
-    step(batches[-1])  # warm-up, untimed
+    for group_rows in variants.values():  # warm-up, untimed
+        set_grouping(group_rows)
+        step(batches[-1])
     timed = min(args.max_steps or len(batches), len(batches))
-    seconds, padded, real = 0.0, 0, 0
+    seconds = {name: 0.0 for name in variants}
+    padded = real = 0
     for index in range(timed):
-        s, p, r = step(batches[index])
-        seconds, padded, real = seconds + s, padded + p, real + r
-        print(f"  step {index + 1}/{timed}: {s:.2f} s, {p} padded positions, {r} real tokens",
+        # alternate which variant goes first, so machine load hits both alike
+        names = list(variants) if index % 2 == 0 else list(reversed(variants))
+        line = []
+        for name in names:
+            set_grouping(variants[name])
+            s, p, r = step(batches[index])
+            seconds[name] += s
+            line.append(f"{name} {s:.2f} s")
+        padded, real = padded + p, real + r
+        print(f"  step {index + 1}/{timed}: {', '.join(line)}; {p} padded positions, {r} real tokens",
               flush=True)
-    per_epoch = seconds / timed * len(batches)
+    set_grouping(variants["length_groups"])
+    per_epoch = {name: seconds[name] / timed * len(batches) for name in variants}
+    ratio = per_epoch["one_padded_batch"] / per_epoch["length_groups"]
     extrapolated = timed < len(batches)
     note = f"EXTRAPOLATED from {timed} of {len(batches)} steps" if extrapolated else "full epoch"
-    print(f"hard sharing, BiLSTM over GloVe 50d: {per_epoch:.1f} s/epoch [{note}]; "
-          f"padded/real tokens {padded / real:.2f}")
+    for name in variants:
+        print(f"hard sharing, BiLSTM over GloVe 50d, {name}: {per_epoch[name]:.1f} s/epoch [{note}]")
+    print(f"ratio one_padded_batch / length_groups: {ratio:.2f}x; padded/real tokens {padded / real:.2f}")
 
     record = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -117,9 +142,10 @@ def main() -> None:
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "device": "cpu", "load_average_at_end": os.getloadavg()},
-        "steps_per_epoch": len(batches), "timed_steps": timed, "timed_seconds": round(seconds, 2),
-        "seconds_per_step": round(seconds / timed, 3),
-        "seconds_per_epoch": round(per_epoch, 1), "extrapolated": extrapolated,
+        "steps_per_epoch": len(batches), "timed_steps": timed,
+        "seconds_per_epoch": {name: round(v, 1) for name, v in per_epoch.items()},
+        "ratio_one_padded_batch_over_length_groups": round(ratio, 2),
+        "length_group_rows": variants["length_groups"], "extrapolated": extrapolated,
         "padded_positions_per_step": round(padded / timed), "real_tokens_per_step": round(real / timed),
         "featurize_seconds": round(featurize_s, 1),
     }
