@@ -42,7 +42,7 @@ from .errors import ConfigError
 from .results import SINGLE, Record, ResultsTable, build_table
 from .sharing import SHARING
 from .sharing.base import TaskSpec
-from .training.trainer import TrainResult, seed_everything, train
+from .training.trainer import TrainResult, resolve_device, seed_everything, train
 from .weighting import WEIGHTINGS
 
 
@@ -185,7 +185,8 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         (partial / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
         (partial / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         meta = {"version": __version__, "git_hash": git_hash(), "seeds": config.seeds,
-                "torch": torch.__version__, "device": config.training.device, "timings": timings,
+                "torch": torch.__version__, "device": str(resolve_device(config.training.device)),
+                "timings": timings,
                 "created": stamp}
         (partial / "meta.json").write_text(json.dumps(meta, indent=2))
         partial.rename(final_dir)
