@@ -115,16 +115,17 @@ def token_task(name, num_tags, seed, sizes=(30, 10, 10)):
 # ---------------------------------------------------------------- early stopping, selection
 
 def check_selection(result, config):
-    scores = [c["dev_score"] for c in result.curves]
-    assert [c["epoch"] for c in result.curves] == list(range(1, len(scores) + 1))
-    best = int(np.argmax(scores)) + 1  # first epoch with the best score
+    # the dev metric decides; the dev loss breaks ties (lower is better)
+    keys = [(c["dev_score"], -c["dev_loss"]) for c in result.curves]
+    assert [c["epoch"] for c in result.curves] == list(range(1, len(keys) + 1))
+    best = max(range(len(keys)), key=lambda i: (keys[i], -i)) + 1  # first epoch with the best key
     assert result.best_epoch == best
     assert result.dev == result.curves[best - 1]["dev"]
-    if config.patience and len(scores) < config.max_epochs:
+    if config.patience and len(keys) < config.max_epochs:
         # stopped after exactly `patience` epochs without a gain over the best
-        assert len(scores) == best + config.patience
-        assert all(s <= scores[best - 1] for s in scores[best:])
-    return scores
+        assert len(keys) == best + config.patience
+        assert all(k <= keys[best - 1] for k in keys[best:])
+    return [k[0] for k in keys]
 
 
 def test_early_stopping_and_best_epoch_metrics(tfidf_data):
@@ -162,11 +163,13 @@ def test_select_on_task_uses_that_tasks_dev_metric(tfidf_data, metric):
                    config, seed=4)
     for curve in result.curves:
         assert curve["dev_score"] == curve["dev"]["beta"][metric]
+        assert curve["dev_loss"] == pytest.approx(curve["dev"]["beta"]["loss"])
     check_selection(result, config)
     average = [np.mean([m["accuracy"] for m in c["dev"].values()]) for c in result.curves]
-    beta = [c["dev"]["beta"][metric] for c in result.curves]
-    assert result.best_epoch == int(np.argmax(beta)) + 1
-    if int(np.argmax(beta)) != int(np.argmax(average)):
+    beta = [(c["dev"]["beta"][metric], -c["dev"]["beta"]["loss"]) for c in result.curves]
+    best_beta = max(range(len(beta)), key=lambda i: (beta[i], -i))
+    assert result.best_epoch == best_beta + 1
+    if best_beta != int(np.argmax(average)):
         assert result.best_epoch != int(np.argmax(average)) + 1
 
 

@@ -131,31 +131,38 @@ def task_losses(logits: torch.Tensor, labels: torch.Tensor, task_index: torch.Te
 @torch.no_grad()
 def evaluate(model: SharingMethod, data: MultiTaskData, split: str, device: torch.device,
              batch_size: int = 512) -> dict[str, dict[str, float]]:
-    """Accuracy and macro-F1 of every task on ``split``."""
+    """Accuracy, macro-F1 and mean cross-entropy ("loss") of every task on ``split``."""
     was_training = model.training
     model.eval()
     results = {}
     for k, task in enumerate(data.tasks):
-        gold, predicted = [], []
+        gold, predicted, loss_sum = [], [], 0.0
         size = len(data.rows[split][k])
         for start in range(0, size, batch_size):
             positions = np.arange(start, min(start + batch_size, size))
             inputs, task_index, labels = data.batch(split, [(k, positions)])
-            logits = model(inputs.to(device), task_index.to(device))
-            prediction = logits.argmax(-1).cpu()
+            logits = model(inputs.to(device), task_index.to(device)).cpu()
             keep = labels != IGNORE_LABEL
+            loss_sum += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
             gold.append(labels[keep].numpy())
-            predicted.append(prediction[keep].numpy())
-        results[task.name] = classification_metrics(
-            np.concatenate(gold), np.concatenate(predicted), task.num_classes)
+            predicted.append(logits.argmax(-1)[keep].numpy())
+        gold_all = np.concatenate(gold)
+        results[task.name] = {
+            **classification_metrics(gold_all, np.concatenate(predicted), task.num_classes),
+            "loss": loss_sum / len(gold_all)}
     model.train(was_training)
     return results
 
 
-def selection_score(metrics: dict[str, dict[str, float]], config: TrainingConfig) -> float:
-    if config.select_on == AVERAGE:
-        return float(np.mean([m[config.select_metric] for m in metrics.values()]))
-    return metrics[config.select_on][config.select_metric]
+def selection_score(metrics: dict[str, dict[str, float]], config: TrainingConfig) -> tuple[float, float]:
+    """(dev metric, minus dev loss) of the selected task(s); compared as a tuple.
+
+    The loss breaks ties: on small dev sets accuracy often stays flat for epochs while the
+    model still improves, and a strict metric-only rule would stop training there.
+    """
+    chosen = list(metrics.values()) if config.select_on == AVERAGE else [metrics[config.select_on]]
+    return (float(np.mean([m[config.select_metric] for m in chosen])),
+            -float(np.mean([m["loss"] for m in chosen])))
 
 
 def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
@@ -206,13 +213,17 @@ def train(model: SharingMethod, weighting: LossWeighting, sampler: TaskSampler,
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     streams = TaskStreams(data.train_sizes(), rng, stream_order)
 
-    best_score, best_epoch, best_state, best_dev = -math.inf, 0, None, None
+    best_score, best_epoch, best_state, best_dev = (-math.inf, -math.inf), 0, None, None
     curves, step, epochs_without_gain, started = [], 0, 0, time.perf_counter()
-    bar = tqdm(total=config.max_epochs, desc=description, disable=not config.progress or None,
-               leave=False, dynamic_ncols=True)
+    # disable=None: shown on a terminal, silent in logs and CI
+    bar = tqdm(desc=description, disable=not config.progress or None, leave=False,
+               dynamic_ncols=True, unit="step")
+    last_dev = "-"
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         plan = sampler.plan_epoch(data.train_sizes(), config.batch_size, rng)
+        if bar.total is None:
+            bar.total = len(plan) * config.max_epochs  # an upper bound: early stopping ends sooner
         loss_sums: dict[str, float] = {}
         loss_counts: dict[str, int] = {}
         for parts in plan:
@@ -234,21 +245,25 @@ def train(model: SharingMethod, weighting: LossWeighting, sampler: TaskSampler,
             for name, loss in losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + loss.item()
                 loss_counts[name] = loss_counts.get(name, 0) + 1
+            bar.update(1)
+            if bar.n % 10 == 1 or len(parts) == 1:
+                task_label = data.task_names[parts[0][0]] if len(parts) == 1 else f"all {len(parts)}"
+                running = sum(loss_sums.values()) / sum(loss_counts.values())
+                bar.set_postfix_str(f"epoch {epoch} task {task_label} loss {running:.4f} "
+                                    f"dev {config.select_metric} {last_dev}", refresh=False)
         scheduler.step()
         dev = evaluate(model, data, "dev", device, config.eval_batch_size)
         score = selection_score(dev, config)
         train_loss = {n: loss_sums[n] / loss_counts[n] for n in loss_sums}
-        curves.append({"epoch": epoch, "train_loss": train_loss, "dev": dev, "dev_score": score})
+        curves.append({"epoch": epoch, "train_loss": train_loss, "dev": dev,
+                       "dev_score": score[0], "dev_loss": -score[1]})
         if score > best_score:
             best_score, best_epoch, best_dev = score, epoch, dev
             best_state = copy.deepcopy(model.state_dict())
             epochs_without_gain = 0
         else:
             epochs_without_gain += 1
-        bar.update(1)
-        bar.set_postfix_str(
-            f"task {config.select_on} epoch {epoch} loss {np.mean(list(train_loss.values())):.4f} "
-            f"dev {config.select_metric} {score:.4f} (best {best_score:.4f} @ {best_epoch})")
+        last_dev = f"{score[0]:.4f} (best {best_score[0]:.4f} @ {best_epoch})"
         if config.patience and epochs_without_gain >= config.patience:
             break
     bar.close()
