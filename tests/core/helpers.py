@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from textmtl.data.batching import MultiTaskData
 from textmtl.data.features import FEATURIZERS
 from textmtl.encoders import ENCODERS
@@ -11,10 +13,22 @@ TINY_ENCODER_PARAMS = {
     "mlp": {"hidden_dims": [8, 6]},
     "bilstm": {"embedding_dim": 8, "hidden_dim": 5},
     "textcnn": {"embedding_dim": 8, "filter_widths": [2, 3], "num_filters": 4, "dropout": 0.0},
+    "minilm": {"num_layers": 1},
     "han": {"embedding_dim": 8, "word_hidden_dim": 4, "sentence_hidden_dim": 4,
             "word_attention_dim": 6, "sentence_attention_dim": 6},
 }
-TINY_FEATURE_PARAMS = {"tfidf": {"max_features": 200, "min_df": 1}, "tokens": {}, "sentences": {}}
+TINY_FEATURE_PARAMS = {"tfidf": {"max_features": 200, "min_df": 1}, "tokens": {}, "sentences": {},
+                       "wordpiece": {"max_length": 64}}
+
+
+def encoder_available(name: str) -> bool:
+    """False when the encoder needs an optional package that is not installed (e.g. minilm)."""
+    package = getattr(ENCODERS.get(name), "optional_package", None)
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+#: registered encoders whose optional packages are installed
+ENCODER_NAMES = [name for name in ENCODERS.names() if encoder_available(name)]
 
 
 def featurized(tasks, encoder_name: str) -> MultiTaskData:

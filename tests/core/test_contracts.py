@@ -22,14 +22,14 @@ from textmtl.sharing.base import TaskSpec
 from textmtl.training.trainer import TrainingConfig, task_losses, train
 from textmtl.weighting import WEIGHTINGS
 
-from .helpers import TINY_ENCODER_PARAMS, featurized
+from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, featurized
 
-COMBINATIONS = [(e, s) for e in ENCODERS.names() for s in SHARING.names()]
+COMBINATIONS = [(e, s) for e in ENCODER_NAMES for s in SHARING.names()]
 
 
 @pytest.fixture(scope="module")
 def data_by_encoder(synthetic_tasks):
-    return {name: featurized(synthetic_tasks, name) for name in ENCODERS.names()}
+    return {name: featurized(synthetic_tasks, name) for name in ENCODER_NAMES}
 
 
 def build(encoder_name, sharing_name, data, seed=0, sharing_params=None):

@@ -19,14 +19,14 @@ from textmtl.sharing.base import TaskSpec
 from textmtl.training.trainer import TrainingConfig, evaluate, task_losses, train
 from textmtl.weighting import WEIGHTINGS
 
-from .helpers import TINY_ENCODER_PARAMS, featurized
+from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, featurized
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def data_by_encoder(synthetic_tasks):
-    return {name: featurized(synthetic_tasks, name) for name in ENCODERS.names()}
+    return {name: featurized(synthetic_tasks, name) for name in ENCODER_NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def every_task():
 
 # ---------------------------------------------------------------- cross-stitch identity
 
-@pytest.mark.parametrize("encoder_name", ENCODERS.names())
+@pytest.mark.parametrize("encoder_name", ENCODER_NAMES)
 def test_cross_stitch_identity_equals_single_task(encoder_name, data_by_encoder):
     data = data_by_encoder[encoder_name]
     single = build("single_task", data, encoder_name, seed=1).eval()

@@ -4,4 +4,4 @@ from ..registry import Registry
 
 FEATURIZERS: Registry = Registry("featurizer")
 
-from . import tfidf, text  # noqa: E402,F401  (registration side effects)
+from . import tfidf, text, wordpiece  # noqa: E402,F401  (registration side effects)

@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-InputKind = Literal["tfidf", "tokens", "sentences"]
+InputKind = Literal["tfidf", "tokens", "sentences", "wordpiece"]
 
 
 @dataclass
