@@ -261,8 +261,8 @@ def main() -> None:
     medians = {n: statistics.median(e["seconds"] for e in epochs[n]) for n in runs}
     ratio = medians["reference_libmtl_hps"] / medians["ours_hard_sharing"]
     print()
-    print(f"| implementation | median s/epoch | mean train loss, last epoch |")
-    print(f"| --- | --- | --- |")
+    print("| implementation | median s/epoch | mean train loss, last epoch |")
+    print("| --- | --- | --- |")
     for n in runs:
         print(f"| {n} | {medians[n]:.3f} | {epochs[n][-1]['mean_train_loss']:.4f} |")
     print(f"ratio reference / ours: {ratio:.2f}x")

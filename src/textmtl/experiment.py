@@ -75,6 +75,12 @@ def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> lis
     kinds = {t.kind for t in tasks}
     if len(kinds) > 1:
         raise ConfigError("'data' mixes classification and tagging tasks; one experiment trains one kind")
+    # fail before any training, not after it
+    if config.baselines and kinds == {"tagging"}:
+        raise ConfigError(f"'baselines' {config.baselines} classify documents; the tasks here are tagging tasks")
+    if "logreg_pooled" in config.baselines and len({t.labels for t in tasks}) > 1:
+        raise ConfigError("baseline 'logreg_pooled' needs tasks that share one label space; "
+                          f"found {len({t.labels for t in tasks})} different label spaces")
     select_on = config.training.select_on
     if select_on != "average" and select_on not in names:
         raise ConfigError(f"'training.select_on' must be 'average' or a task name "
@@ -107,7 +113,7 @@ def build_model(method: ComponentConfig, encoder: ComponentConfig, data: MultiTa
 
 
 def train_one(config: ExperimentConfig, method: ComponentConfig, data: MultiTaskData, seed: int,
-              description: str) -> tuple[TrainResult, torch.nn.Module]:
+              description: str) -> TrainResult:
     model = build_model(method, config.encoder, data, seed)
     weighting = WEIGHTINGS.build(config.weighting.name, data.task_names,
                                  params=_weights_for(config.weighting.params, data.task_names),
@@ -118,7 +124,7 @@ def train_one(config: ExperimentConfig, method: ComponentConfig, data: MultiTask
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
     return train(model, weighting, sampler, data, training, seed, description,
-                 bucketed_stream_order(data, training.batch_size)), model
+                 bucketed_stream_order(data, training.batch_size))
 
 
 def bucketed_stream_order(data: MultiTaskData, batch_size: int):
@@ -211,13 +217,13 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) ->
                 # the honest baseline: each task trained alone, with its own early stopping
                 for task in tasks:
                     sub = data.subset([task.name])
-                    result, _ = train_one(config, method, sub, seed, f"{SINGLE} {task.name} seed {seed}")
+                    result = train_one(config, method, sub, seed, f"{SINGLE} {task.name} seed {seed}")
                     _write_run(run_dir / method.name / f"seed-{seed}" / task.name, result)
                     records.append(Record(method.name, seed, task.name, result.test[task.name],
                                           result.dev[task.name]))
                     epoch_times.append(result.seconds_per_epoch)
             else:
-                result, _ = train_one(config, method, data, seed, f"{method.name} seed {seed}")
+                result = train_one(config, method, data, seed, f"{method.name} seed {seed}")
                 _write_run(run_dir / method.name / f"seed-{seed}", result)
                 records += [Record(method.name, seed, t.name, result.test[t.name], result.dev[t.name])
                             for t in tasks]

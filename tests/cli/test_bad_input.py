@@ -291,3 +291,10 @@ def test_real_process_data_error(workdir):
     assert done.stderr.splitlines() == [
         "textmtl: error: stars.csv: missing column 'label'; found columns: text, stars"]
     assert list((workdir / "runs").iterdir()) == []
+
+
+def test_pooled_baseline_needs_one_label_space(workdir, capsys):
+    write_csv(workdir / "three.csv", good_rows(45, ("neg", "pos", "neutral")))
+    code, _, err = run_cli(workdir, capsys, config_text(
+        data="user_files: [{path: train.csv}, {path: three.csv}]", baselines="[logreg_pooled]"))
+    assert_user_error(workdir, code, err, "'logreg_pooled'", "label space", "2 different")

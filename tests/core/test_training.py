@@ -398,8 +398,6 @@ def test_table_average_uses_only_seeds_complete_for_every_task():
 # ---------------------------------------------------------------- baselines choose C on dev
 
 def dev_accuracy_per_task(data, c):
-    from sklearn.linear_model import LogisticRegression
-
     out = {}
     for k, task in enumerate(data.tasks):
         x = data.tables["train"].matrix[data.rows["train"][k]]

@@ -6,7 +6,7 @@ gathers one combined batch with one index array, and a single-task run reuses th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +33,6 @@ class MultiTaskData:
     tables: dict[str, FeatureTable]
     rows: dict[str, list[np.ndarray]]
     spec: InputSpec
-    _labels: dict[str, list[list]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, tasks: list[Task], featurizer) -> "MultiTaskData":

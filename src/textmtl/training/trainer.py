@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import random
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
@@ -193,8 +194,6 @@ def train(model: SharingMethod, weighting: LossWeighting, sampler: TaskSampler,
     Returns:
         The best-dev-epoch metrics on dev and test, the learning curves and the best weights.
     """
-    import time
-
     config.validate()
     if model.needs_grads or getattr(weighting, "needs_grads", False):
         # reserved capability: gradient-manipulating methods need per-task backward passes
