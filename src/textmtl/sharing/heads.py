@@ -32,23 +32,27 @@ class TaskHeads(nn.Module):
         self.register_buffer("class_mask", mask, persistent=False)  # (K, C) True = padded class
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, D, C) weights and (K, C) biases, zero-padded."""
-        pad = [self.max_classes - h.out_features for h in self.heads]
-        weight = torch.stack([F.pad(h.weight.t(), (0, p)) for h, p in zip(self.heads, pad)])
-        bias = torch.stack([F.pad(h.bias, (0, p)) for h, p in zip(self.heads, pad)])
-        return weight, bias
+        """(K, C, D) weights and (K, C) biases; smaller label spaces are zero-padded."""
+        weights, biases = [], []
+        for head in self.heads:
+            pad = self.max_classes - head.out_features
+            # no pad op when the label spaces agree (the common case): fewer ops per step
+            weights.append(F.pad(head.weight, (0, 0, 0, pad)) if pad else head.weight)
+            biases.append(F.pad(head.bias, (0, pad)) if pad else head.bias)
+        return torch.stack(weights), torch.stack(biases)
 
     def forward(self, hidden: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.stacked()  # (K, D, C), (K, C)
+        weight, bias = self.stacked()  # (K, C, D), (K, C)
+        num_tasks, classes, width = weight.shape
         if hidden.dim() == 2:
-            # one matmul for all tasks: (B, D) @ (D, K*C) -> (B, K, C), then each row's own task
-            all_logits = hidden @ weight.permute(1, 0, 2).reshape(hidden.shape[1], -1)
-            all_logits = all_logits.view(hidden.shape[0], len(self.heads), self.max_classes)
-            logits = all_logits[torch.arange(hidden.shape[0], device=hidden.device), task_index]
-            logits = logits + bias[task_index]  # (B, C)
+            # one matmul for all tasks: (B, D) x (K*C, D)^T -> (B, K, C), then each row's own task
+            all_logits = F.linear(hidden, weight.reshape(num_tasks * classes, width),
+                                  bias.reshape(-1)).view(hidden.shape[0], num_tasks, classes)
+            logits = all_logits[torch.arange(hidden.shape[0], device=hidden.device), task_index]  # (B, C)
             mask = self.class_mask[task_index]  # (B, C)
         else:
-            logits = torch.bmm(hidden, weight[task_index]) + bias[task_index][:, None, :]  # (B, T, C)
+            row_weight = weight[task_index].transpose(1, 2)  # (B, D, C)
+            logits = torch.bmm(hidden, row_weight) + bias[task_index][:, None, :]  # (B, T, C)
             mask = self.class_mask[task_index][:, None, :]
         return logits.masked_fill(mask, MASKED_LOGIT)
 
