@@ -3,6 +3,8 @@
     textmtl run CONFIG [--set key=value ...] [--data-dir DIR]
     textmtl datasets [--data-dir DIR] [--verify]
     textmtl describe
+    textmtl study 20ng [--problem related|unrelated|both] [--seeds N] [--quick] [--scheduler ADDRESS] [--db PATH]
+    textmtl advise --main TASK --aux TASK
 
 User errors (bad config, bad data) print one line on stderr and exit with status 2.
 """
@@ -103,6 +105,51 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .meta.corpus import CorpusSettings
+    from .meta.run import check_scheduler, study_20ng
+    from .meta.study import PROBLEMS, StudySettings
+    from .sweep import DaskExecutor, LocalExecutor
+
+    problems = PROBLEMS if args.problem == "both" else (args.problem,)
+    changes = {"problems": problems, "corpus": CorpusSettings(sample_seed=args.sample_seed)}
+    if args.seeds is not None:
+        changes["seeds"] = args.seeds
+    if args.pairs is not None:
+        changes["pairs"] = args.pairs
+    for name in ("mtl_epochs", "curve_epochs", "f1_epoch"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.quick:
+        settings = StudySettings.quick(**changes)
+    else:
+        from dataclasses import replace
+
+        settings = replace(StudySettings(), **changes)
+    out = Path(args.out or ("runs/study-20ng-quick" if args.quick else "runs/study-20ng"))
+    executor = (DaskExecutor(check_scheduler(args.scheduler)) if args.scheduler
+                else LocalExecutor(args.workers))
+    try:
+        study_20ng(settings, out=out, db=Path(args.db) if args.db else None, executor=executor,
+                   data_dir=args.data_dir, meta_runs=args.meta_runs, progress=not args.no_progress,
+                   export_advisor=Path(args.export_advisor) if args.export_advisor else None,
+                   log=lambda line: print(line, flush=True))
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
+    return 0
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from .meta.advisor import advise
+
+    print(advise(args.main, args.aux, model_path=args.model, data_dir=args.data_dir, seeds=args.seeds,
+                 top=args.top))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textmtl", description="Multi-task learning for text.")
     parser.add_argument("--version", action="version", version=f"textmtl {__version__}")
@@ -124,6 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = commands.add_parser("describe", help="list every registered component and its parameters")
     describe.set_defaults(handler=_cmd_describe)
+
+    study = commands.add_parser("study", help="the 'when does MTL help' meta-study (20 Newsgroups)")
+    study.add_argument("dataset", choices=["20ng"], help="the study to run")
+    study.add_argument("--problem", choices=["related", "unrelated", "both"], default="both")
+    study.add_argument("--seeds", type=int, help="seeds per run (default 5; --quick: 1)")
+    study.add_argument("--quick", action="store_true",
+                       help="1 seed, 20 pairs per problem, 20 multi-task / 30 single-task epochs")
+    study.add_argument("--pairs", type=int, help="keep this many pairs per problem (seeded choice)")
+    study.add_argument("--mtl-epochs", type=int, help="epochs of a multi-task run (default 100)")
+    study.add_argument("--curve-epochs", type=int, help="epochs of a single-task run (default 150)")
+    study.add_argument("--f1-epoch", type=int, help="epoch whose single-task F1 is compared (default 100)")
+    study.add_argument("--sample-seed", type=int, default=0, help="seed of the 200 training posts per topic")
+    study.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
+    study.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
+    study.add_argument("--db", metavar="PATH", help="results store (default OUT/study.sqlite)")
+    study.add_argument("--out", metavar="DIR", help="output folder (default runs/study-20ng[-quick])")
+    study.add_argument("--meta-runs", type=int, default=100, help="repetitions of the meta-model's 5-fold CV")
+    study.add_argument("--export-advisor", metavar="PATH", help="also write the fitted advisor model here")
+    study.add_argument("--data-dir", help="dataset folder")
+    study.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    study.set_defaults(handler=_cmd_study)
+
+    advise = commands.add_parser("advise", help="predict whether MTL helps a main task with an auxiliary task")
+    advise.add_argument("--main", required=True, metavar="TASK",
+                        help="20ng:TOPIC_A,TOPIC_B | DATASET:TASK[:LABEL_A,LABEL_B] | file:PATH[:LABEL_A,LABEL_B]")
+    advise.add_argument("--aux", required=True, metavar="TASK", help="the auxiliary task, same forms")
+    advise.add_argument("--model", help="meta-model JSON (default: the one shipped with textmtl)")
+    advise.add_argument("--seeds", type=int, default=1, help="single-task runs per task for the curve features")
+    advise.add_argument("--top", type=int, default=8, help="features to show")
+    advise.add_argument("--data-dir", help="dataset folder")
+    advise.set_defaults(handler=_cmd_advise)
     return parser
 
 

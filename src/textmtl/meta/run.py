@@ -1,0 +1,107 @@
+"""``textmtl study 20ng``: plan, train (resumably), analyse, and write tables and figures."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data.store import locate
+from ..errors import ConfigError
+from .corpus import build_corpus
+from .report import advisor_model, analyse, feature_matrix, figure4, figure5, table1, table2, table3, write_csv
+from .store import RunStore
+from .study import StudySettings, collect_outcomes, load_runs, plan_study, run_study
+
+
+def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, executor: Any,
+               data_dir: str | None = None, meta_runs: int = 100, progress: bool = True,
+               export_advisor: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole study. Returns a summary (times, counts, output paths)."""
+    started = time.perf_counter()
+    plan = plan_study(settings)
+    db = db or out / "study.sqlite"
+    log(f"study: {', '.join(f'{p} {len(v)} pairs' for p, v in plan.pairs.items())}, {settings.seeds} seed(s); "
+        f"{len(plan.units)} trainings ({plan.naive_trainings} without sharing runs between pairs); "
+        f"results store {db}")
+    root = locate("newsgroups", data_dir).path
+    with RunStore(db) as store:  # opened first: a bad --db fails before the corpus is built
+        corpus = build_corpus(root, settings.corpus)
+        log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {settings.corpus.train_per_topic} "
+            f"training posts per topic (built in {time.perf_counter() - started:.1f} s); "
+            f"running on {executor.describe()}")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan.units), desc="trainings", unit="run", file=sys.stderr, smoothing=0.05)
+
+        def report_progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.n = done
+                bar.refresh()
+
+        try:
+            run = run_study(plan, corpus.arrays, store, executor, report_progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        log(f"trainings: {run.executed} run now, {run.already_done} found in the store, "
+            f"{run.seconds:.0f} s")
+        analysis_start = time.perf_counter()
+        rows = load_runs(plan, store)
+    outcomes = collect_outcomes(plan, settings, rows)
+    reports = []
+    for problem, problem_outcomes in outcomes.items():
+        features = feature_matrix(problem_outcomes, corpus, plan, settings, rows)
+        reports.append(analyse(problem, problem_outcomes, features, runs=meta_runs))
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [table1(reports, settings.seeds), table2(reports)]
+    names = ["table1", "table2"]
+    for r in reports:
+        which = "ranks" if r.problem == "related" else "coefficients"
+        sections.append(table3(r, which))
+        names.append(f"table3_{r.problem}_{which}")
+    text = "\n".join(s[0] for s in sections)
+    for name, (_, table) in zip(names, sections):
+        write_csv(out / f"{name}.csv", table)
+    figure4(reports, out / "figure4_f1_over_epochs.png")
+    related = [r for r in reports if r.problem == "related"]
+    if related:
+        figure5(related[0], out / "figure5_related_gains.png")
+    command = "textmtl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "textmtl study 20ng"
+    advisor_source = next((r for r in reports if r.problem == "unrelated"), reports[0])
+    advisor = None
+    try:
+        advisor = advisor_model(advisor_source, command)
+    except ValueError as error:
+        log(f"no advisor model: {error}")
+    if advisor is not None:
+        advisor.to_json(out / "advisor.json")
+        if export_advisor:
+            advisor.to_json(export_advisor)
+    summary = {
+        "command": command, "settings": asdict(settings), "trainings": len(plan.units),
+        "trainings_without_sharing": plan.naive_trainings, "run_now": run.executed,
+        "found_in_store": run.already_done, "training_seconds": round(run.seconds, 1),
+        "analysis_seconds": round(time.perf_counter() - analysis_start, 1),
+        "total_seconds": round(time.perf_counter() - started, 1), "executor": executor.describe(),
+        "pairs": {r.problem: len(r.outcomes) for r in reports},
+    }
+    (out / "tables.md").write_text(f"Produced by `{command}`\n\n{text}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log("")
+    log(text)
+    log(f"study took {summary['total_seconds']:.0f} s (trainings {run.seconds:.0f} s); tables, figures and "
+        f"advisor.json in {out}")
+    return summary
+
+
+def check_scheduler(address: str) -> str:
+    if "://" not in address and ":" not in address:
+        raise ConfigError(f"--scheduler expects a Dask scheduler address like tcp://HOST:8786, got {address!r}")
+    return address

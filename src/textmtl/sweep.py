@@ -1,0 +1,117 @@
+"""Run many independent jobs: a local process pool, or a Dask distributed cluster.
+
+An executor takes a function, a list of payloads and one shared object (the data every job
+reads), and yields ``(payload, result)`` as jobs finish, in any order. The shared object is sent
+once per worker (a pool initializer, or ``Client.scatter(broadcast=True)``), not once per job.
+The caller owns the results: it stores them as they arrive, so whatever finished before an
+interruption is kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import ConfigError
+
+_shared: Any = None
+
+
+def _init_worker(shared: Any) -> None:
+    global _shared
+    _shared = shared
+    import torch
+
+    # processes, not threads, share the cores: two 1-thread processes out-run one 2-thread one
+    torch.set_num_threads(1)
+
+
+def _call_with_shared(fn: Callable[[Any, Any], Any], payload: Any) -> Any:
+    return fn(payload, _shared)
+
+
+class LocalExecutor:
+    """A pool of worker processes on this machine.
+
+    Args:
+        workers: processes (default: the machine's cores); 0 runs jobs in this process, which is
+            what tests and debuggers want.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        if self.workers < 0:
+            raise ConfigError(f"'workers' must be >= 0, got {self.workers}")
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker process(es)" if self.workers else "this process"
+
+    def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], shared: Any) -> Iterator[tuple[Any, Any]]:
+        payloads = list(payloads)
+        if self.workers == 0:
+            for payload in payloads:
+                yield payload, fn(payload, shared)
+            return
+        # spawn, not fork: a forked child of a process that has run OpenMP code can hang
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(shared,)) as pool:
+            pending = {pool.submit(_call_with_shared, fn, p): p for p in payloads}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield pending.pop(future), future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+class DaskExecutor:
+    """Jobs on a Dask distributed cluster.
+
+    Args:
+        address: the scheduler, e.g. ``tcp://10.0.0.5:8786``; every worker needs textmtl
+            installed (the shared data travels through the cluster, not the file system).
+    """
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError("--scheduler needs Dask: pip install 'textmtl[dask]'") from None
+        try:
+            self.client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as error:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address!r}: {error}") from None
+        self.address = address
+
+    def describe(self) -> str:
+        workers = self.client.scheduler_info().get("workers", {})
+        return f"Dask cluster {self.address} ({len(workers)} worker(s))"
+
+    def map(self, fn: Callable[[Any, Any], Any], payloads: Iterable[Any], shared: Any) -> Iterator[tuple[Any, Any]]:
+        from distributed import as_completed
+
+        shared_future = self.client.scatter(shared, broadcast=True, hash=False)
+        futures = {}
+        for payload in payloads:
+            futures[self.client.submit(_dask_call, fn, payload, shared_future, pure=False)] = payload
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            self.client.cancel(list(futures))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _dask_call(fn: Callable[[Any, Any], Any], payload: Any, shared: Any) -> Any:
+    import torch
+
+    # a Dask worker runs jobs on threads of one process; one torch thread each keeps them apart
+    torch.set_num_threads(1)
+    return fn(payload, shared)

@@ -1,0 +1,70 @@
+"""``textmtl study 20ng`` and ``textmtl advise`` on the real data (skipped without it)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from textmtl.cli import main
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    value = os.environ.get("TEXTMTL_DATA_DIR")
+    if not value:
+        pytest.skip("TEXTMTL_DATA_DIR not set: the study commands need the real 20 Newsgroups data")
+    return value
+
+
+def test_a_small_study_writes_tables_figures_and_an_advisor(tmp_path, data_dir, capsys):
+    out = tmp_path / "study"
+    argv = ["study", "20ng", "--quick", "--pairs", "6", "--mtl-epochs", "3", "--curve-epochs", "4",
+            "--f1-epoch", "3", "--meta-runs", "2", "--workers", "0", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Table 1" in printed and "Table 2" in printed and "Table 3a" in printed and "Table 3b" in printed
+    for name in ("tables.md", "table1.csv", "table2.csv", "figure4_f1_over_epochs.png",
+                 "figure5_related_gains.png", "summary.json", "study.sqlite"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"] == {"related": 6, "unrelated": 6}
+    assert summary["run_now"] == summary["trainings"] > 0
+    # a second call finds every run in the store
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["run_now"] == 0
+
+
+def test_advise_answers_for_a_pair_outside_the_study(data_dir, capsys):
+    # baseball vs hockey share a father, so no study pair has it as a main task
+    assert main(["advise", "--main", "20ng:baseball,hockey", "--aux", "20ng:autos,motorcycles",
+                 "--data-dir", data_dir]) == 0
+    out = capsys.readouterr().out
+    assert "P(multi-task learning helps the main task) = " in out
+    probability = float(out.split("P(multi-task learning helps the main task) = ")[1].split()[0])
+    assert 0.0 <= probability <= 1.0
+    assert "features that drove it" in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["advise", "--main", "20ng:baseball", "--aux", "20ng:autos,motorcycles"], "expected two topics"),
+    (["advise", "--main", "20ng:baseball,nosuchtopic", "--aux", "20ng:autos,motorcycles"], "'nosuchtopic'"),
+    (["advise", "--main", "nosuchdataset:x", "--aux", "20ng:autos,motorcycles"], "unknown dataset"),
+    (["study", "20ng", "--seeds", "0"], "'seeds' must be >= 1"),
+    (["study", "20ng", "--scheduler", "nonsense"], "--scheduler expects"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, expected, data_dir, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path)] if argv[0] == "study" else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err
+
+
+def test_a_non_database_store_is_rejected(tmp_path, data_dir, capsys):
+    db = tmp_path / "notes.sqlite"
+    db.write_text("not sqlite " * 200)
+    argv = ["study", "20ng", "--quick", "--pairs", "1", "--workers", "0", "--no-progress",
+            "--db", str(db), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "notes.sqlite" in capsys.readouterr().err
+    assert db.read_text().startswith("not sqlite")  # nothing lost
