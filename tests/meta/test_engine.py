@@ -71,3 +71,20 @@ def test_init_parameters_do_not_touch_the_global_generator():
     torch.manual_seed(0)
     init_parameters(50, (8, 8), [2], seed=7)
     assert torch.equal(torch.rand(1), expected)
+
+
+@pytest.mark.parametrize("average", ["macro", "binary", "weighted"])
+def test_fast_f1_is_scikit_learns(average):
+    from sklearn.metrics import f1_score
+
+    from textmtl.meta.engine import f1
+
+    rng = np.random.default_rng(0)
+    for classes in (2, 3):
+        gold, predicted = rng.integers(0, classes, 50), rng.integers(0, classes, 50)
+        if average == "binary" and classes > 2:
+            continue
+        assert f1(gold, predicted, average) == pytest.approx(
+            f1_score(gold, predicted, average=average, zero_division=0), abs=1e-12)
+    # one class never predicted nor present: zero division is 0
+    assert f1(np.zeros(5, int), np.zeros(5, int), "binary") == 0.0
