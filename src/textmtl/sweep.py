@@ -19,13 +19,28 @@ from .errors import ConfigError
 _shared: Any = None
 
 
+def _one_thread_per_worker() -> None:
+    """Processes, not threads, share the cores: two 1-thread processes out-run one 2-thread one.
+
+    Both torch and the BLAS behind numpy/scipy must be told: left alone, OpenBLAS starts a thread
+    per core in every worker, and those threads spinning against the other worker's cost about a
+    third of the study's throughput on 2 cores (measured, docs/meta-study.md).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    global _thread_limits
+    _thread_limits = threadpool_limits(limits=1)  # kept alive: the limit holds while it exists
+
+
+_thread_limits: Any = None
+
+
 def _init_worker(shared: Any) -> None:
     global _shared
     _shared = shared
-    import torch
-
-    # processes, not threads, share the cores: two 1-thread processes out-run one 2-thread one
-    torch.set_num_threads(1)
+    _one_thread_per_worker()
 
 
 def _call_with_shared(fn: Callable[[Any, Any], Any], payload: Any) -> Any:
@@ -110,8 +125,6 @@ class DaskExecutor:
 
 
 def _dask_call(fn: Callable[[Any, Any], Any], payload: Any, shared: Any) -> Any:
-    import torch
-
-    # a Dask worker runs jobs on threads of one process; one torch thread each keeps them apart
-    torch.set_num_threads(1)
+    # a Dask worker runs jobs on threads of one process; one compute thread each keeps them apart
+    _one_thread_per_worker()
     return fn(payload, shared)
