@@ -24,7 +24,9 @@ def _one_thread_per_worker() -> None:
 
     Both torch and the BLAS behind numpy/scipy must be told: left alone, OpenBLAS starts a thread
     per core in every worker, and those threads spinning against the other worker's cost about a
-    third of the study's throughput on 2 cores (measured, docs/meta-study.md).
+    third of the study's throughput on 2 cores (measured, docs/meta-study.md). A limit covers
+    only the libraries loaded when it is set, so it is set again before every job (about 2 ms):
+    a job may load another (scipy's own OpenBLAS, say).
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -44,6 +46,7 @@ def _init_worker(shared: Any) -> None:
 
 
 def _call_with_shared(fn: Callable[[Any, Any], Any], payload: Any) -> Any:
+    _one_thread_per_worker()
     return fn(payload, _shared)
 
 

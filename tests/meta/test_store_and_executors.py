@@ -118,3 +118,16 @@ def test_dask_cluster_matches_local_results(tmp_path, study_arrays):
     with RunStore(tmp_path / "local.sqlite") as local:
         run_study(plan, study_arrays, local, LocalExecutor(0))
         assert stored(local) == remote_rows
+
+
+def _compute_threads(_payload, _shared):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+def test_pool_workers_use_one_compute_thread_each():
+    # two workers with a BLAS thread per core each would fight over the cores (docs/meta-study.md)
+    results = [result for _, result in LocalExecutor(1).map(_compute_threads, [0], None)]
+    assert results == [(1, [1])]
