@@ -10,7 +10,7 @@ text -- their single-task loss curves are measured with short runs of the study'
 Task forms:
     ``20ng:TOPIC_A,TOPIC_B``          two 20 Newsgroups topics (full names, or unique suffixes)
     ``DATASET:TASK[:LABEL_A,LABEL_B]`` a built-in dataset's task (``fdu_mtl:books``,
-                                      ``trec:trec:LOC,NUM``); two labels pick a binary sub-task
+                                      ``trec:trec_coarse:LOC,NUM``); two labels pick a binary sub-task
     ``file:PATH[:LABEL_A,LABEL_B]``    a user CSV/TSV/JSONL file with ``text`` and ``label`` columns
 """
 
