@@ -47,6 +47,20 @@ def test_advise_answers_for_a_pair_outside_the_study(data_dir, capsys):
     assert "features that drove it" in out
 
 
+def test_advise_takes_a_user_file_and_a_builtin_multiclass_task(tmp_path, data_dir, capsys):
+    rng = __import__("random").Random(0)
+    sports, cooking = ["match", "goal", "team", "coach", "season"], ["oven", "flour", "recipe", "bake", "salt"]
+    rows = ["text,label"] + [f"{' '.join(rng.choices(words, k=12))},{label}"
+                             for _ in range(60) for words, label in ((sports, "sport"), (cooking, "food"))]
+    (tmp_path / "mine.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["advise", "--main", f"file:{tmp_path / 'mine.csv'}", "--aux", "trec:trec_coarse:LOC,NUM",
+                 "--data-dir", data_dir]) == 0
+    out = capsys.readouterr().out
+    assert "main task:      mine:food,sport" in out and "trec:trec_coarse:LOC,NUM" in out
+    # the packaged meta-model is the full study's (fitted on all 516 UNRELATED pairs)
+    assert "fitted on 516 20 Newsgroups unrelated pairs" in out
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["advise", "--main", "20ng:baseball", "--aux", "20ng:autos,motorcycles"], "expected two topics"),
     (["advise", "--main", "20ng:baseball,nosuchtopic", "--aux", "20ng:autos,motorcycles"], "'nosuchtopic'"),

@@ -75,7 +75,7 @@ class ReferenceEngine:
                 total.backward()
                 optimizer.step()
                 if step_losses is not None:
-                    step_losses.append(float(total))
+                    step_losses.append(float(total.detach()))
             for k, t in enumerate(tasks):
                 result.train_loss[t.name].append(sums[k] / max(counts[k], 1))
             if epoch in eval_at:
