@@ -135,7 +135,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         study_20ng(settings, out=out, db=Path(args.db) if args.db else None, executor=executor,
                    data_dir=args.data_dir, meta_runs=args.meta_runs, progress=not args.no_progress,
                    export_advisor=Path(args.export_advisor) if args.export_advisor else None,
-                   log=lambda line: print(line, flush=True))
+                   log=lambda line: print(line, flush=True), device=args.device,
+                   models_per_call=args.models_per_call)
     finally:
         if hasattr(executor, "close"):
             executor.close()
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--sample-seed", type=int, default=0, help="seed of the 200 training posts per topic")
     study.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
     study.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
+    study.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    study.add_argument("--models-per-call", type=int,
+                       help="models trained side by side per engine call (default: 1 on a CPU, 64 on a GPU)")
     study.add_argument("--db", metavar="PATH", help="results store (default OUT/study.sqlite)")
     study.add_argument("--out", metavar="DIR", help="output folder (default runs/study-20ng[-quick])")
     study.add_argument("--meta-runs", type=int, default=100, help="repetitions of the meta-model's 5-fold CV")

@@ -11,6 +11,7 @@ import textwrap
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from textmtl.errors import DataError
@@ -97,6 +98,22 @@ def test_process_pool_matches_in_process_results(tmp_path, study_arrays):
         run_study(plan, study_arrays, a, LocalExecutor(0))
         run_study(plan, study_arrays, b, LocalExecutor(2))
         assert stored(a) == stored(b)
+
+
+def test_models_trained_side_by_side_store_what_models_trained_alone_store(tmp_path, study_arrays):
+    # the GPU path (several units per engine call) on the CPU: same keys, same numbers to rounding
+    settings = replace(SETTINGS, mtl_epochs=3, curve_epochs=4, f1_epoch=3, eval_every=1, pairs=2)
+    plan = plan_study(settings)
+    with RunStore(tmp_path / "alone.sqlite") as a, RunStore(tmp_path / "grouped.sqlite") as b:
+        run_study(plan, study_arrays, a, LocalExecutor(0))
+        run = run_study(plan, study_arrays, b, LocalExecutor(0), models_per_call=3)
+        alone, grouped = stored(a), stored(b)
+    assert run.executed == len(plan.units) and alone.keys() == grouped.keys()
+    for key, (metrics, curves) in alone.items():
+        for task, losses in curves.items():
+            np.testing.assert_allclose(grouped[key][1][task], losses, rtol=1e-5)
+        for task, by_epoch in metrics.items():
+            assert grouped[key][0][task] == pytest.approx(by_epoch, abs=0.01)
 
 
 def test_dask_cluster_matches_local_results(tmp_path, study_arrays):

@@ -67,6 +67,8 @@ def test_advise_takes_a_user_file_and_a_builtin_multiclass_task(tmp_path, data_d
     (["advise", "--main", "nosuchdataset:x", "--aux", "20ng:autos,motorcycles"], "unknown dataset"),
     (["study", "20ng", "--seeds", "0"], "'seeds' must be >= 1"),
     (["study", "20ng", "--scheduler", "nonsense"], "--scheduler expects"),
+    (["study", "20ng", "--device", "tpu0"], "'--device' must be auto, cpu or cuda[:N]"),
+    (["study", "20ng", "--models-per-call", "0"], "--models-per-call must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, expected, data_dir, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "study" else [])) == 2

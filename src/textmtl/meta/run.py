@@ -20,8 +20,25 @@ from .study import StudySettings, collect_outcomes, load_runs, plan_study, run_s
 
 def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, executor: Any,
                data_dir: str | None = None, meta_runs: int = 100, progress: bool = True,
-               export_advisor: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole study. Returns a summary (times, counts, output paths)."""
+               export_advisor: Path | None = None, log: Callable[[str], None] = print,
+               device: str = "auto", models_per_call: int | None = None) -> dict[str, Any]:
+    """The whole study. Returns a summary (times, counts, output paths).
+
+    ``device``: "auto" (CUDA when present), "cpu", "cuda[:N]"; ``models_per_call``: models
+    trained side by side per engine call (default: 1 on a CPU, 64 on a GPU).
+    """
+    from ..training.trainer import resolve_device
+
+    device = str(resolve_device(device, key="--device"))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: this machine has no CUDA device (use auto or cpu)")
+    if models_per_call is None:
+        models_per_call = 1 if device == "cpu" else 64
+    if models_per_call < 1:
+        raise ConfigError(f"--models-per-call must be >= 1, got {models_per_call}")
     started = time.perf_counter()
     plan = plan_study(settings)
     db = db or out / "study.sqlite"
@@ -33,7 +50,7 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         corpus = build_corpus(root, settings.corpus)
         log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {settings.corpus.train_per_topic} "
             f"training posts per topic (built in {time.perf_counter() - started:.1f} s); "
-            f"running on {executor.describe()}")
+            f"running on {executor.describe()}, device {device}, {models_per_call} model(s) per call")
         bar = None
         if progress:
             from tqdm import tqdm
@@ -46,7 +63,8 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
                 bar.refresh()
 
         try:
-            run = run_study(plan, corpus.arrays, store, executor, report_progress)
+            run = run_study(plan, corpus.arrays, store, executor, report_progress, device=device,
+                            models_per_call=models_per_call)
         finally:
             if bar is not None:
                 bar.close()
@@ -90,6 +108,7 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         "found_in_store": run.already_done, "training_seconds": round(run.seconds, 1),
         "analysis_seconds": round(time.perf_counter() - analysis_start, 1),
         "total_seconds": round(time.perf_counter() - started, 1), "executor": executor.describe(),
+        "device": device, "models_per_call": models_per_call,
         "pairs": {r.problem: len(r.outcomes) for r in reports},
     }
     (out / "tables.md").write_text(f"Produced by `{command}`\n\n{text}")

@@ -27,7 +27,7 @@ import numpy as np
 from ..data.corpora.newsgroups import task_pairs
 from ..errors import ConfigError
 from .corpus import CorpusSettings, StudyArrays
-from .engine import SparseMLPEngine, TrainSettings
+from .engine import Job, SparseMLPEngine, TrainSettings
 from .store import RunStore
 
 PROBLEMS = ("related", "unrelated")
@@ -157,15 +157,35 @@ def plan_study(settings: StudySettings) -> Plan:
     return plan
 
 
-def run_unit(payload: dict[str, Any], arrays: StudyArrays) -> dict[str, Any]:
-    """Train one unit (in a worker); returns what the store keeps."""
+def run_group(payload: dict[str, Any], arrays: StudyArrays) -> list[dict[str, Any]]:
+    """Train a group of units (in a worker), side by side in one engine call; returns what the
+    store keeps for each, in order.
+
+    ``payload``: ``{"units": [{"key", "kind", "tasks", "seed", "config"}, ...], "device": str}``;
+    the units share their kind, settings and training sizes (see :func:`group_units`).
+    """
+    units = payload["units"]
     settings = TrainSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in payload["config"]["train"].items()})
-    tasks = [arrays.task(*name.split("|")) for name in payload["tasks"]]
+                                for k, v in units[0]["config"]["train"].items()})
+    jobs = [Job(tuple(arrays.task(*name.split("|")) for name in unit["tasks"]), unit["seed"]) for unit in units]
     start = time.perf_counter()
-    result = SparseMLPEngine().train(tasks, settings, payload["seed"])
-    return {"metrics": result.test_f1, "curves": result.train_loss,
-            "seconds": time.perf_counter() - start}
+    results = SparseMLPEngine(device=payload.get("device", "cpu")).train_many(jobs, settings)
+    seconds = (time.perf_counter() - start) / len(units)  # wall time per model of the group
+    return [{"metrics": r.test_f1, "curves": r.train_loss, "seconds": seconds} for r in results]
+
+
+def group_units(units: list[Unit], arrays: StudyArrays, models_per_call: int) -> list[list[Unit]]:
+    """Split ``units`` into groups the engine can train side by side: same kind and settings, same
+    training-set sizes, at most ``models_per_call`` each (1: every unit alone)."""
+    if models_per_call < 1:
+        raise ConfigError(f"'models_per_call' must be >= 1, got {models_per_call}")
+    if models_per_call == 1:
+        return [[u] for u in units]
+    by_shape: dict[tuple, list[Unit]] = {}
+    for unit in units:
+        sizes = tuple(arrays.task(*name.split("|")).train_x.shape[0] for name in unit.tasks)
+        by_shape.setdefault((unit.kind, digest(unit.config), sizes), []).append(unit)
+    return [same[i:i + models_per_call] for same in by_shape.values() for i in range(0, len(same), models_per_call)]
 
 
 @dataclass
@@ -179,12 +199,18 @@ class StudyRun:
 
 
 def run_study(plan: Plan, arrays: StudyArrays, store: RunStore, executor: Any,
-              progress: Callable[[int, int], Any] | None = None) -> StudyRun:
+              progress: Callable[[int, int], Any] | None = None, *, device: str = "cpu",
+              models_per_call: int = 1) -> StudyRun:
     """Run every unit of ``plan`` not yet in ``store``, writing each as it finishes.
 
     Args:
         executor: a :mod:`textmtl.sweep` executor.
         progress: called as ``progress(done, total)`` after each stored run (and once at start).
+        device: where the runs train ("cpu", "cuda", "cuda:1"). How runs execute is not part of a
+            unit's key: a CUDA run and a CPU run of a unit differ by float rounding only.
+        models_per_call: train up to this many units side by side in one engine call (stacked
+            weights, batched matmuls). On a GPU dozens at once fill the device; on a CPU one at a
+            time is fastest (docs/meta-study.md).
     """
     done = store.keys()
     todo = [u for u in plan.units if u.key not in done]
@@ -192,13 +218,15 @@ def run_study(plan: Plan, arrays: StudyArrays, store: RunStore, executor: Any,
     start = time.perf_counter()
     if progress:
         progress(already, len(plan.units))
-    payloads = [{"key": u.key, "kind": u.kind, "tasks": list(u.tasks), "seed": u.seed, "config": u.config}
-                for u in todo]
+    payloads = [{"units": [{"key": u.key, "kind": u.kind, "tasks": list(u.tasks), "seed": u.seed, "config": u.config}
+                           for u in group], "device": device}
+                for group in group_units(todo, arrays, models_per_call)]
     executed = 0
-    for payload, result in executor.map(run_unit, payloads, arrays):
-        store.add(payload["key"], payload["kind"], payload["tasks"], payload["seed"], payload["config"],
-                  result["metrics"], result["curves"], result["seconds"])
-        executed += 1
+    for payload, results in executor.map(run_group, payloads, arrays):
+        for unit, result in zip(payload["units"], results):
+            store.add(unit["key"], unit["kind"], unit["tasks"], unit["seed"], unit["config"],
+                      result["metrics"], result["curves"], result["seconds"])
+            executed += 1
         if progress:
             progress(already + executed, len(plan.units))
     return StudyRun(len(plan.units), already, executed, time.perf_counter() - start)

@@ -96,14 +96,15 @@ class TrainResult:
     seconds_per_epoch: float = 0.0
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" is CUDA when available, else CPU; anything else is passed to torch."""
+def resolve_device(name: str, key: str = "training.device") -> torch.device:
+    """"auto" is CUDA when available, else CPU; anything else is passed to torch (``key`` names
+    the setting in the error message)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         return torch.device(name)
     except RuntimeError as error:
-        raise ConfigError(f"'training.device' must be auto, cpu or cuda[:N], got {name!r}") from error
+        raise ConfigError(f"'{key}' must be auto, cpu or cuda[:N], got {name!r}") from error
 
 
 def seed_everything(seed: int) -> np.random.Generator:
