@@ -25,8 +25,8 @@ def _one_thread_per_worker() -> None:
     Both torch and the BLAS behind numpy/scipy must be told: left alone, OpenBLAS starts a thread
     per core in every worker, and those threads spinning against the other worker's cost about a
     third of the study's throughput on 2 cores (measured, docs/meta-study.md). A limit covers
-    only the libraries loaded when it is set, so it is set again before every job (about 2 ms):
-    a job may load another (scipy's own OpenBLAS, say).
+    only the libraries loaded when it is set, so it is set before every job (about 2 ms): a
+    job may load another (scipy's own OpenBLAS, say).
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -42,7 +42,6 @@ _thread_limits: Any = None
 def _init_worker(shared: Any) -> None:
     global _shared
     _shared = shared
-    _one_thread_per_worker()
 
 
 def _call_with_shared(fn: Callable[[Any, Any], Any], payload: Any) -> Any:

@@ -30,11 +30,6 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
     from ..training.trainer import resolve_device
 
     device = str(resolve_device(device, key="--device"))
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: this machine has no CUDA device (use auto or cpu)")
     if models_per_call is None:
         models_per_call = 1 if device == "cpu" else 64
     if models_per_call < 1:

@@ -183,7 +183,8 @@ def group_units(units: list[Unit], arrays: StudyArrays, models_per_call: int) ->
         return [[u] for u in units]
     by_shape: dict[tuple, list[Unit]] = {}
     for unit in units:
-        sizes = tuple(arrays.task(*name.split("|")).train_x.shape[0] for name in unit.tasks)
+        # a task's training rows are its two topics' (no need to build its arrays)
+        sizes = tuple(sum(arrays.train_x[topic].shape[0] for topic in name.split("|")) for name in unit.tasks)
         by_shape.setdefault((unit.kind, digest(unit.config), sizes), []).append(unit)
     return [same[i:i + models_per_call] for same in by_shape.values() for i in range(0, len(same), models_per_call)]
 

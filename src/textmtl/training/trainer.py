@@ -102,9 +102,13 @@ def resolve_device(name: str, key: str = "training.device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as error:
         raise ConfigError(f"'{key}' must be auto, cpu or cuda[:N], got {name!r}") from error
+    # torch accepts "cuda" on a machine without it and fails at the first tensor moved there
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"'{key}' is {name!r}, but this machine has no CUDA device (use auto or cpu)")
+    return device
 
 
 def seed_everything(seed: int) -> np.random.Generator:
