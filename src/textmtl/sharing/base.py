@@ -72,6 +72,30 @@ class SharingMethod(nn.Module):
         """Parameters that only ``task`` trains."""
         raise NotImplementedError
 
+    def method_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the method itself, neither one encoder's nor one task's: mixing
+        matrices, adversaries, memories, cluster centres (empty for most methods)."""
+        return []
+
+    def task_named_parameters(self, task: str) -> dict[str, nn.Parameter]:
+        """The parameters of ``task`` under names that are the same for every task.
+
+        The name of a parameter inside a per-task container (``encoders.3.input_weight``,
+        ``heads.heads.3.weight``) loses its task index (``encoders.input_weight``,
+        ``heads.heads.weight``), so regularisers can stack the same layer of every task into
+        one (K, P) matrix.
+        """
+        k = self.task_id(task)
+        own = {id(p) for p in self.task_parameters(task)}
+        named = {}
+        for name, parameter in self.named_parameters():
+            if id(parameter) in own:
+                parts = name.split(".")
+                if str(k) in parts:  # the first index component is the per-task container's
+                    parts.remove(str(k))
+                named[".".join(parts)] = parameter
+        return named
+
     def extra_losses(self) -> dict[str, torch.Tensor]:
         """Named auxiliary losses of the last ``forward`` (empty for most methods)."""
         return dict(self._extra_losses)
