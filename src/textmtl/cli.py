@@ -1,6 +1,8 @@
 """The ``textmtl`` command.
 
-    textmtl run CONFIG [--set key=value ...] [--data-dir DIR]
+    textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume RUN_DIR]
+    textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
+    textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
     textmtl datasets [--data-dir DIR] [--verify]
     textmtl describe
     textmtl study 20ng [--problem related|unrelated|both] [--seeds N] [--quick] [--scheduler ADDRESS] [--db PATH]
@@ -28,12 +30,134 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     if args.no_progress:
         config.training.progress = False
-    result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+    if not args.resume:
+        _mention_partial_runs(config)
+    result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+                            resume=args.resume)
     print()
     print(result.table.markdown())
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
     print(f"timings (s): {timings}")
     print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _mention_partial_runs(config) -> None:
+    from pathlib import Path
+
+    stale = sorted(Path(config.output_dir).glob(f"{config.name}-*.partial"))
+    if stale:
+        print(f"note: {len(stale)} incomplete run(s) of {config.name!r} exist, e.g. {stale[-1]}; "
+              f"continue one with --resume {stale[-1]}", file=sys.stderr)
+
+
+def _read_inputs(path: str, task_kind: str, text_column: str, label_column: str | None):
+    """Texts (and labels, when ``label_column`` is given) of a prediction or evaluation file.
+
+    ``.txt`` (or any other suffix): one text per line; for tagging, tokens separated by
+    spaces (and for evaluation ``token/LABEL`` pairs... not supported: use JSONL). CSV, TSV,
+    JSONL: the ``text_column`` (and ``label_column``) of each row; a tagging row's text is a
+    list of tokens (JSONL) or a space-separated string, its label a list or a space-separated
+    string.
+    """
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from .data.corpora import read_bytes
+    from .data.corpora.user_files import decode_utf8
+    from .errors import DataError
+
+    file = Path(path)
+    text = decode_utf8(read_bytes(file), path)
+    suffix = file.suffix.lower()
+    rows: list[tuple[object, object]] = []
+    if suffix in (".csv", ".tsv", ".tab"):
+        delimiter = "," if suffix == ".csv" else "\t"
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file; expected a header line and one text per row")
+        wanted = [text_column] + ([label_column] if label_column else [])
+        for column in wanted:
+            if column not in header:
+                raise DataError(f"{path}: missing column {column!r}; found columns: {', '.join(header)}")
+        for line, fields in enumerate(reader, start=2):
+            if len(fields) != len(header):
+                raise DataError(f"{path}: line {line} has {len(fields)} fields, expected {len(header)}")
+            rows.append((fields[header.index(text_column)],
+                         fields[header.index(label_column)] if label_column else None))
+    elif suffix in (".jsonl", ".ndjson"):
+        for line, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: line {line} is not JSON ({error.msg})") from None
+            if not isinstance(record, dict) or text_column not in record or \
+                    (label_column and label_column not in record):
+                raise DataError(f"{path}: line {line} needs the key(s) "
+                                f"{', '.join(repr(k) for k in [text_column, label_column] if k)}")
+            rows.append((record[text_column], record[label_column] if label_column else None))
+    else:
+        if label_column:
+            raise DataError(f"{path}: evaluation needs labels: use a CSV, TSV or JSONL file with "
+                            f"'{text_column}' and '{label_column}' columns")
+        rows = [(line, None) for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise DataError(f"{path}: no input rows; expected one text per line (or row)")
+    texts = [r[0] for r in rows]
+    labels = [r[1] for r in rows]
+    if task_kind == "tagging":
+        texts = [t.split() if isinstance(t, str) else list(t) for t in texts]
+        labels = [l.split() if isinstance(l, str) else l for l in labels]
+        for i, (tokens, tags) in enumerate(zip(texts, labels), start=1):
+            if tags is not None and len(tags) != len(tokens):
+                raise DataError(f"{path}: row {i} has {len(tokens)} tokens but {len(tags)} labels")
+    else:
+        labels = [None if l is None else str(l) for l in labels]
+    return texts, labels
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .model import load
+
+    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device)
+    kind = model.tasks[model.task_names.index(args.task)]["kind"] if args.task in model.task_names \
+        else "classification"
+    model._task(args.task)  # unknown task: a one-line error listing the model's tasks
+    texts, _ = _read_inputs(args.input, kind, args.text_column, None)
+    predictions = model.predict(args.task, texts)
+    lines = [json.dumps({"text": text, **p.as_dict()}, ensure_ascii=False)
+             for text, p in zip(texts, predictions)]
+    output = "\n".join(lines) + "\n"
+    if args.output:
+        target = Path(args.output)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text(output, encoding="utf-8")
+        temporary.replace(target)
+        print(f"{len(lines)} predictions of {args.task!r} by {model.folder} written to {target}")
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .model import load
+
+    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device)
+    k, info = model._task(args.task)
+    texts, labels = _read_inputs(args.file, info["kind"], args.text_column, args.label_column)
+    metrics = model.evaluate(args.task, texts, labels)
+    print(f"{args.task} on {args.file} ({len(texts)} examples), model {model.folder}:")
+    for name, value in metrics.items():
+        print(f"  {name}: {value:.4f}")
     return 0
 
 
@@ -79,8 +203,11 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     from .sharing import SHARING
     from .weighting import WEIGHTINGS
 
+    from .regularizers import REGULARIZERS
+
     for title, registry in [("encoders", ENCODERS), ("sharing methods", SHARING),
                             ("loss weightings", WEIGHTINGS), ("task samplers", SAMPLERS),
+                            ("regularizers", REGULARIZERS),
                             ("featurizers", FEATURIZERS), ("datasets", DATASETS)]:
         print(f"{title}:")
         for name, summary, params in registry.describe():
@@ -88,21 +215,35 @@ def _cmd_describe(args: argparse.Namespace) -> int:
             if registry is ENCODERS:
                 extra = f" [input: {ENCODERS.get(name).input_kind}]"
             print(f"  {name}{extra}: {summary}")
-            for p in params:
-                default = "required" if p.required else f"default {p.default!r}"
-                print(f"      {p.name}: {p.type_name()} ({default})")
+            _describe_parameters(params, "      ")
         print()
     import dataclasses
     import typing
 
     from .registry import _type_name
-    from .training.trainer import TrainingConfig
+    from .training.config import TrainingConfig
 
     print("training:")
     hints = typing.get_type_hints(TrainingConfig)
     for f in dataclasses.fields(TrainingConfig):
         print(f"      {f.name}: {_type_name(hints[f.name])} (default {f.default!r})")
     return 0
+
+
+def _describe_parameters(params, indent: str) -> None:
+    """Print parameters; a parameter that holds components lists that registry's entries."""
+    from .registry import component_registry
+
+    for p in params:
+        default = "required" if p.required else f"default {p.default!r}"
+        print(f"{indent}{p.name}: {p.type_name()} ({default})")
+        nested = component_registry(p.annotation)
+        if nested is not None:
+            registry, many = nested
+            print(f"{indent}  {'each one of' if many else 'one of'} the {registry.axis}s:")
+            for name, summary, inner in registry.describe():
+                print(f"{indent}    {name}: {summary}")
+                _describe_parameters(inner, indent + "        ")
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
@@ -163,7 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
     run.add_argument("--output-dir", help="where run folders go (default: the config's output_dir)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue this run folder (finished or .partial) of the same config: "
+                          "keep its finished (method, seed) runs, train the rest")
     run.set_defaults(handler=_cmd_run)
+
+    for command, helptext in (("predict", "predict a task's labels for new texts with a trained model"),
+                              ("evaluate", "score a trained model on a labelled file")):
+        sub = commands.add_parser(command, help=helptext)
+        sub.add_argument("run_dir", metavar="RUN_DIR",
+                         help="a model folder (<run>/<method>/seed-<n>[/<task>]) or an experiment folder")
+        sub.add_argument("--task", required=True, help="the task to predict")
+        sub.add_argument("input" if command == "predict" else "file", metavar="INPUT" if command == "predict" else "FILE",
+                         help="text lines (.txt), or CSV / TSV / JSONL with a text column"
+                         + (" and a label column" if command == "evaluate" else ""))
+        sub.add_argument("--method", help="the method (column) of an experiment folder")
+        sub.add_argument("--seed", type=int, help="the seed of an experiment folder")
+        sub.add_argument("--text-column", default="text", help="column / key of the text (default text)")
+        if command == "predict":
+            sub.add_argument("--output", metavar="FILE", help="write JSON lines here (default: stdout)")
+        else:
+            sub.add_argument("--label-column", default="label", help="column / key of the label (default label)")
+        sub.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+        sub.set_defaults(handler=_cmd_predict if command == "predict" else _cmd_evaluate)
 
     datasets = commands.add_parser("datasets", help="list datasets: where found, split sizes, labels")
     datasets.add_argument("--data-dir", help="dataset folder")

@@ -12,13 +12,13 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
 from .errors import ConfigError
 from .registry import _matches, _type_name
-from .training.trainer import TrainingConfig
+from .training.config import AVERAGE, TrainingConfig
 
 
 @dataclass
@@ -30,6 +30,43 @@ class ComponentConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params}
+
+
+#: keys of a ``methods:`` entry that are not the sharing method's own parameters
+METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights")
+
+
+@dataclass
+class MethodConfig(ComponentConfig):
+    """One entry of ``methods:``: a sharing method, its parameters, and what it overrides.
+
+    Attributes:
+        label: the column name in the table (default: the method name); unique.
+        sampler: this method's task sampler (default: the experiment's ``sampler``).
+        weighting: this method's loss weighting (default: the experiment's ``weighting``).
+        loss_weights: weight of each named extra loss of the method (default 1).
+    """
+
+    label: str | None = None
+    sampler: ComponentConfig | None = None
+    weighting: ComponentConfig | None = None
+    loss_weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        if self.label is not None:
+            out["label"] = self.label
+        if self.sampler is not None:
+            out["sampler"] = self.sampler.as_dict()
+        if self.weighting is not None:
+            out["weighting"] = self.weighting.as_dict()
+        if self.loss_weights:
+            out["loss_weights"] = dict(self.loss_weights)
+        return out
 
 
 @dataclass
@@ -59,21 +96,24 @@ class ExperimentConfig:
             the tasks of all datasets are trained together.
         features: featurizer options (the featurizer kind follows the encoder's input).
         encoder: the encoder and its parameters.
-        methods: sharing methods to compare; ``single_task`` trains each task alone.
-        weighting: loss weighting of the joint runs.
-        sampler: task sampler of the joint runs.
+        methods: sharing methods to compare; ``single_task`` trains each task alone. An entry
+            may set its own ``sampler``, ``weighting``, ``loss_weights`` and table ``label``.
+        weighting: loss weighting of the joint runs (unless a method entry sets its own).
+        sampler: task sampler of the joint runs (unless a method entry sets its own).
         training: optimisation and model selection.
         seeds: one run per seed and method.
         baselines: non-neural baselines to add to the table (``logreg_per_task``,
             ``logreg_pooled``).
         reference: published numbers printed beside ours.
         output_dir: where run folders are written.
+        unlabelled_in_vocabulary: when a method reads the tasks' unlabelled texts, fit the
+            featurizer (vocabulary, TF-IDF statistics) on them too.
     """
 
     name: str
     data: dict[str, dict[str, Any] | list[dict[str, Any]]]
     encoder: ComponentConfig
-    methods: list[ComponentConfig]
+    methods: list[MethodConfig]
     features: dict[str, Any] = field(default_factory=dict)
     weighting: ComponentConfig = field(default_factory=lambda: ComponentConfig("fixed"))
     sampler: ComponentConfig = field(default_factory=lambda: ComponentConfig("every_task"))
@@ -82,6 +122,13 @@ class ExperimentConfig:
     baselines: list[str] = field(default_factory=list)
     reference: ReferenceResult | None = None
     output_dir: str = "runs"
+    unlabelled_in_vocabulary: bool = False
+
+    def method_sampler(self, method: MethodConfig) -> ComponentConfig:
+        return method.sampler or self.sampler
+
+    def method_weighting(self, method: MethodConfig) -> ComponentConfig:
+        return method.weighting or self.weighting
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -101,6 +148,23 @@ def _component(value: Any, key: str) -> ComponentConfig:
     if not isinstance(value["name"], str):
         raise ConfigError(f"'{key}.name' must be a string, got {value['name']!r}")
     return ComponentConfig(value["name"], params)
+
+
+def _method(value: Any, key: str) -> MethodConfig:
+    component = _component(value, key)
+    params = dict(component.params)
+    entry = {k: params.pop(k) for k in METHOD_ENTRY_KEYS if k in params}
+    label = entry.get("label")
+    if label is not None and not isinstance(label, str):
+        raise ConfigError(f"'{key}.label' must be a string, got {label!r}")
+    loss_weights = entry.get("loss_weights", {})
+    if not _matches(loss_weights, dict[str, float]) or any(v < 0 for v in loss_weights.values()):
+        raise ConfigError(f"'{key}.loss_weights' must map extra-loss names to weights >= 0, "
+                          f"got {loss_weights!r}")
+    return MethodConfig(component.name, params, label=label,
+                        sampler=_component(entry["sampler"], f"{key}.sampler") if "sampler" in entry else None,
+                        weighting=_component(entry["weighting"], f"{key}.weighting") if "weighting" in entry else None,
+                        loss_weights=dict(loss_weights))
 
 
 def _check_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -136,7 +200,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {type(raw).__name__}")
     raw = copy.deepcopy(raw)
     top_hints = {"data": dict, "features": dict, "seeds": list[int], "baselines": list[str],
-                 "name": str, "output_dir": str}
+                 "name": str, "output_dir": str, "unlabelled_in_vocabulary": bool}
     names = [f.name for f in dataclasses.fields(ExperimentConfig)]
     for key, value in raw.items():
         if key not in names:
@@ -168,13 +232,28 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     FEATURIZERS.validate(featurizer_kind, raw.get("features", {}), "features")
     if not isinstance(raw["methods"], list) or not raw["methods"]:
         raise ConfigError(f"{source}: 'methods' must be a non-empty list of sharing methods")
-    methods = [_component(m, f"methods.{i}") for i, m in enumerate(raw["methods"])]
-    for i, method in enumerate(methods):
-        SHARING.validate(method.name, method.params, f"methods.{i}")
+    methods = [_method(m, f"methods.{i}") for i, m in enumerate(raw["methods"])]
     weighting = _component(raw.get("weighting", "fixed"), "weighting")
     WEIGHTINGS.validate(weighting.name, weighting.params, "weighting")
     sampler = _component(raw.get("sampler", "every_task"), "sampler")
     SAMPLERS.validate(sampler.name, sampler.params, "sampler")
+    for i, method in enumerate(methods):
+        SHARING.validate(method.name, method.params, f"methods.{i}")
+        if method.sampler is not None:
+            SAMPLERS.validate(method.sampler.name, method.sampler.params, f"methods.{i}.sampler")
+        if method.weighting is not None:
+            WEIGHTINGS.validate(method.weighting.name, method.weighting.params, f"methods.{i}.weighting")
+        known = SHARING.get(method.name).extra_loss_names
+        unknown = sorted(set(method.loss_weights) - set(known))
+        if unknown:
+            raise ConfigError(f"'methods.{i}.loss_weights' names {unknown[0]!r}, which method "
+                              f"{method.name!r} does not compute; its extra losses: "
+                              f"{', '.join(known) or '(none)'}")
+    titles = [m.title for m in methods]
+    repeated = sorted({t for t in titles if titles.count(t) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: 'methods' has two entries named {repeated[0]!r}; give one "
+                          "a 'label' (the table column name)")
     training = TrainingConfig(**_check_fields(TrainingConfig, raw.get("training", {}), "training"))
     training.validate()
     reference = None
@@ -191,7 +270,43 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         features=raw.get("features", {}), weighting=weighting, sampler=sampler, training=training,
         seeds=raw.get("seeds", [1, 2, 3]), baselines=raw.get("baselines", []),
         reference=reference, output_dir=raw.get("output_dir", "runs"),
+        unlabelled_in_vocabulary=raw.get("unlabelled_in_vocabulary", False),
     )
+
+
+def check_references(config: ExperimentConfig, tasks: Sequence) -> None:
+    """Every cross-reference of a config to task names, checked once the tasks are known.
+
+    ``training.select_on``, the keys of ``training.select_metric``, and every component
+    parameter whose keys are task names (a component lists them in its ``task_references``
+    class attribute, e.g. ``weights`` of the fixed weighting, ``task_stages`` of low
+    supervision) must name tasks of the experiment. Raises a one-line :class:`ConfigError`.
+    """
+    from .sharing import SHARING
+    from .weighting import WEIGHTINGS
+
+    names = [t.name for t in tasks]
+    listed = ", ".join(names)
+    select_on = config.training.select_on
+    if select_on != AVERAGE and select_on not in names:
+        raise ConfigError(f"'training.select_on' must be 'average' or a task name ({listed}), "
+                          f"got {select_on!r}")
+    if isinstance(config.training.select_metric, dict):
+        unknown = sorted(set(config.training.select_metric) - set(names))
+        if unknown:
+            raise ConfigError(f"'training.select_metric' names unknown task {unknown[0]!r}; "
+                              f"tasks: {listed}")
+    sections = [("weighting", WEIGHTINGS, config.weighting)]
+    for i, method in enumerate(config.methods):
+        sections.append((f"methods.{i}", SHARING, method))
+        if method.weighting is not None:
+            sections.append((f"methods.{i}.weighting", WEIGHTINGS, method.weighting))
+    for where, registry, component in sections:
+        for key in getattr(registry.get(component.name), "task_references", ()):
+            unknown = sorted(set(component.params.get(key, {})) - set(names))
+            if unknown:
+                raise ConfigError(f"'{where}.{key}' names unknown task {unknown[0]!r}; "
+                                  f"tasks: {listed}")
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:

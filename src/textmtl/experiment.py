@@ -1,22 +1,25 @@
 """Run an experiment config: every method x seed, baselines, and the results table.
 
-Folder layout (written under ``<output_dir>/<name>-<timestamp>/``; built in a ``.partial``
-folder and renamed at the end, so an interrupted or failed run leaves nothing half-written):
+Folder layout (built in ``<output_dir>/<name>-<timestamp>.partial`` and renamed without the
+suffix when everything is done; an interrupted or failed run keeps its ``.partial`` folder, which
+``textmtl run CONFIG --resume FOLDER`` continues without repeating a finished run):
 
-    config.yaml            the resolved config
+    config.yaml            the resolved config (written first: resuming checks it)
     meta.json              package version, git hash, seeds, timings
     results.md / .csv      the table
     records.json           one record per method, seed and task (what the table is built from)
-    <method>/seed-<n>/[<task>/]
-        metrics.json       dev and test metrics per task at the best dev epoch
-        curves.json        per epoch: train loss per task, dev metrics per task
-        checkpoint.pt      the best-dev weights
+    <method>/seed-<n>/[<task>/]     one trained model (single-task runs: one per task)
+        model.json         what :func:`textmtl.load` needs: method, encoder, tasks, version
+        featurizer.json    the fitted featurizer (vocabulary, TF-IDF statistics)
+        checkpoint.pt      the best-dev weights (the method's ``export_state()``)
+        metrics.json       dev and test metrics per task at the best dev epoch (written last:
+                           its presence marks the run finished)
+        curves.json        per epoch: train loss per task, extra losses, task weights, dev metrics
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -25,12 +28,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 import yaml
 
 from . import __version__
 from .baselines import BASELINES
-from .config import ComponentConfig, ExperimentConfig
+from .config import ComponentConfig, ExperimentConfig, MethodConfig, check_references
 from .data.batching import MultiTaskData
 from .data.datasets import load_tasks
 from .data.features import FEATURIZERS
@@ -39,11 +41,21 @@ from .data.tasks import Task
 from .data.text import length_bucketed_order
 from .encoders import ENCODERS
 from .errors import ConfigError
-from .results import SINGLE, Record, ResultsTable, build_table
+from .results import Record, ResultsTable, build_table
 from .sharing import SHARING
 from .sharing.base import TaskSpec
-from .training.trainer import TrainResult, resolve_device, seed_everything, train
+from .training.checkpoint import save_checkpoint
+from .training.metrics import default_metric
+from .training.runtime import resolve_device, seed_everything
+from .training.trainer import TrainResult, train
 from .weighting import WEIGHTINGS
+
+#: version of the model folder format (``model.json``); :func:`textmtl.load` refuses others
+MODEL_FORMAT = 1
+PARTIAL = ".partial"
+#: settings that may differ between a run and its resumption (they do not change results)
+RESUMABLE_CHANGES = {("training", "progress"), ("training", "device"), ("training", "threads"),
+                     ("output_dir",)}
 
 
 @dataclass
@@ -64,6 +76,7 @@ def git_hash() -> str:
 
 
 def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> list[Task]:
+    """Load every task of the config and check the config's references to them."""
     tasks = [task for name, entries in config.data.items()
              for options in (entries if isinstance(entries, list) else [entries])
              for task in load_tasks(name, options, data_dir)]
@@ -72,59 +85,65 @@ def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> lis
     if duplicates:
         raise ConfigError(f"'data' yields two tasks named {duplicates[0]!r}; load the datasets in "
                           "separate experiments or rename the tasks")
-    kinds = {t.kind for t in tasks}
-    if len(kinds) > 1:
-        raise ConfigError("'data' mixes classification and tagging tasks; one experiment trains one kind")
+    classification = [t for t in tasks if t.kind == "classification"]
     # fail before any training, not after it
-    if config.baselines and kinds == {"tagging"}:
+    if config.baselines and not classification:
         raise ConfigError(f"'baselines' {config.baselines} classify documents; the tasks here are tagging tasks")
-    if "logreg_pooled" in config.baselines and len({t.labels for t in tasks}) > 1:
+    if "logreg_pooled" in config.baselines and len({t.labels for t in classification}) > 1:
         raise ConfigError("baseline 'logreg_pooled' needs tasks that share one label space; "
-                          f"found {len({t.labels for t in tasks})} different label spaces")
-    select_on = config.training.select_on
-    if select_on != "average" and select_on not in names:
-        raise ConfigError(f"'training.select_on' must be 'average' or a task name "
-                          f"({', '.join(names)}), got {select_on!r}")
-    unknown = sorted(set(config.weighting.params.get("weights", {})) - set(names))
-    if unknown:
-        raise ConfigError(f"'weighting.weights' names unknown task {unknown[0]!r}; "
-                          f"tasks: {', '.join(names)}")
+                          f"found {len({t.labels for t in classification})} different label spaces")
+    check_references(config, tasks)
     return tasks
+
+
+def reads_unlabelled(config: ExperimentConfig) -> bool:
+    """True when some method of the config reads the tasks' unlabelled texts."""
+    return any(SHARING.get(m.name).needs_unlabelled_rows for m in config.methods)
 
 
 def featurize(config: ExperimentConfig, tasks: list[Task]) -> MultiTaskData:
     kind = ENCODERS.get(config.encoder.name).input_kind
     featurizer = FEATURIZERS.build(kind, params=config.features, where="features")
-    return MultiTaskData.build(tasks, featurizer)
+    unlabelled = reads_unlabelled(config)
+    return MultiTaskData.build(tasks, featurizer, unlabelled=unlabelled,
+                               unlabelled_in_vocabulary=unlabelled and config.unlabelled_in_vocabulary)
+
+
+def task_specs(tasks: list[Task]) -> list[TaskSpec]:
+    return [TaskSpec(t.name, t.num_classes, "token" if t.kind == "tagging" else "sequence")
+            for t in tasks]
 
 
 def build_model(method: ComponentConfig, encoder: ComponentConfig, data: MultiTaskData,
                 seed: int):
     """Seeded construction of a sharing method over ``data.tasks``."""
     seed_everything(seed)
-    specs = [TaskSpec(t.name, t.num_classes, "token" if t.kind == "tagging" else "sequence")
-             for t in data.tasks]
 
     def encoder_factory():
         return ENCODERS.build(encoder.name, data.spec, params=encoder.params, where="encoder")
 
-    return SHARING.build(method.name, specs, encoder_factory, params=method.params,
-                         where="methods")
+    return SHARING.build(method.name, task_specs(data.tasks), encoder_factory,
+                         params=method.params, where="methods")
 
 
-def train_one(config: ExperimentConfig, method: ComponentConfig, data: MultiTaskData, seed: int,
-              description: str) -> TrainResult:
+def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskData, seed: int,
+              description: str):
+    """Train one model of ``method``; returns (model, result)."""
     model = build_model(method, config.encoder, data, seed)
-    weighting = WEIGHTINGS.build(config.weighting.name, data.task_names,
-                                 params=_weights_for(config.weighting.params, data.task_names),
+    weighting_config = config.method_weighting(method)
+    weighting = WEIGHTINGS.build(weighting_config.name, data.task_names,
+                                 params=_weights_for(weighting_config.params, data.task_names),
                                  where="weighting")
-    sampler = SAMPLERS.build(config.sampler.name, params=config.sampler.params, where="sampler")
+    sampler_config = config.method_sampler(method)
+    sampler = SAMPLERS.build(sampler_config.name, data.task_names, params=sampler_config.params,
+                             where="sampler")
     training = config.training
     if training.select_on != "average" and training.select_on not in data.task_names:
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
-    return train(model, weighting, sampler, data, training, seed, description,
-                 bucketed_stream_order(data, training.batch_size))
+    result = train(model, weighting, sampler, data, training, seed, description,
+                   bucketed_stream_order(data, training.batch_size), method.loss_weights)
+    return model, result
 
 
 def bucketed_stream_order(data: MultiTaskData, batch_size: int):
@@ -148,58 +167,145 @@ def _weights_for(params: dict, task_names: list[str]) -> dict:
     return params
 
 
-def _write_run(folder: Path, result: TrainResult, save_checkpoint: bool = True) -> None:
+def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, data: MultiTaskData,
+                result: TrainResult) -> None:
+    """Write one trained model's folder; ``metrics.json`` last, marking it finished."""
     folder.mkdir(parents=True, exist_ok=True)
+    kind = ENCODERS.get(config.encoder.name).input_kind
+    (folder / "featurizer.json").write_text(json.dumps({"kind": kind, "state": data.featurizer.state()}))
+    model = {"format": MODEL_FORMAT, "textmtl_version": __version__, "experiment": config.name,
+             "method": method.as_dict(), "encoder": config.encoder.as_dict(),
+             "tasks": [{"name": t.name, "kind": t.kind, "labels": list(t.labels)} for t in data.tasks]}
+    (folder / "model.json").write_text(json.dumps(model, indent=1))
+    save_checkpoint(result.state_dict, folder / "checkpoint.pt")
+    (folder / "curves.json").write_text(json.dumps(result.curves, indent=1))
     metrics = {"best_epoch": result.best_epoch, "dev": result.dev, "test": result.test,
                "steps": result.steps, "seconds_per_epoch": result.seconds_per_epoch}
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (folder / "curves.json").write_text(json.dumps(result.curves, indent=1))
-    if save_checkpoint and result.state_dict is not None:
-        torch.save(result.state_dict, folder / "checkpoint.pt")
+    temporary = folder / "metrics.json.tmp"
+    temporary.write_text(json.dumps(metrics, indent=2))
+    temporary.replace(folder / "metrics.json")
+
+
+def _finished(folder: Path) -> dict | None:
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:  # a damaged file: the run is repeated
+        return None
+
+
+def _claim_folder(config: ExperimentConfig) -> Path:
+    """A new ``.partial`` run folder; a clash of timestamps gets ``-2``, ``-3``, ... (atomic)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    root = Path(config.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        name = f"{config.name}-{stamp}" + (f"-{attempt}" if attempt > 1 else "")
+        if (root / name).exists():
+            continue
+        try:
+            (root / (name + PARTIAL)).mkdir()
+            return root / (name + PARTIAL)
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{root}: could not claim a run folder name for {config.name!r}")
+
+
+def _differences(saved: dict, current: dict, prefix: tuple = ()) -> list[str]:
+    keys = sorted(set(saved) | set(current), key=str)
+    found = []
+    for key in keys:
+        path = prefix + (key,)
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, path)
+        elif a != b and path not in RESUMABLE_CHANGES:
+            found.append(".".join(map(str, path)))
+    return found
+
+
+def _open_resumed(folder: Path, config: ExperimentConfig) -> Path:
+    folder = Path(folder)
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"{folder}: not a run folder (no config.yaml); --resume takes a folder "
+                          "written by textmtl run")
+    try:
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{saved_path}: unreadable ({error})") from None
+    differences = _differences(saved or {}, config.to_dict())
+    if differences:
+        raise ConfigError(f"{folder}: the config differs from the one this run folder was made with "
+                          f"(at {', '.join(differences[:3])}); resume with the same config")
+    return folder
 
 
 def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
-                   log: Callable[[str], None] = print) -> ExperimentResult:
+                   log: Callable[[str], None] = print, resume: str | Path | None = None
+                   ) -> ExperimentResult:
     """Train every method for every seed, run the baselines and write the table.
 
     Args:
         config: a validated experiment config.
         data_dir: dataset folder (else ``TEXTMTL_DATA_DIR``, the cache, or a download).
         log: where progress lines go.
+        resume: a run folder of this config (finished or ``.partial``): its finished
+            (method, seed) runs are kept and the others trained.
     Returns:
         The run folder, the table and the records.
     """
     started = time.perf_counter()
     tasks = load_experiment_tasks(config, data_dir)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    final_dir = Path(config.output_dir) / f"{config.name}-{stamp}"
-    partial = final_dir.with_name(final_dir.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=False)
+    if resume is not None:
+        folder = _open_resumed(Path(resume), config)
+    else:
+        folder = _claim_folder(config)
+        (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     try:
-        records, timings = _run_all(config, tasks, partial, log)
-        timings["total_s"] = time.perf_counter() - started
-        methods = [m.name for m in config.methods] + list(config.baselines)
-        notes = [f"test {('accuracy' if not config.reference else config.reference.metric)} in %, "
-                 f"mean ± std over seeds {config.seeds}; model selection on dev",
-                 "Δ = method minus single-task (mean over seeds)"]
-        if config.reference:
-            notes.append(f"paper: {config.reference.source}")
-        table = build_table(records, methods, [t.name for t in tasks],
-                            metric=config.reference.metric if config.reference else "accuracy",
-                            reference=config.reference, title=config.name, notes=notes)
-        table.write(partial)
-        (partial / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
-        (partial / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        meta = {"version": __version__, "git_hash": git_hash(), "seeds": config.seeds,
-                "torch": torch.__version__, "device": str(resolve_device(config.training.device)),
-                "timings": timings,
-                "created": stamp}
-        (partial / "meta.json").write_text(json.dumps(meta, indent=2))
-        partial.rename(final_dir)
+        records, timings = _run_all(config, tasks, folder, log)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        finished = list(folder.glob("**/metrics.json"))
+        if not finished and resume is None:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)  # nothing trained: nothing to keep
+        else:
+            log(f"incomplete run kept in {folder} ({len(finished)} finished runs); continue it "
+                f"with: textmtl run CONFIG --resume {folder}")
         raise
+    timings["total_s"] = time.perf_counter() - started
+    baseline = next((m.title for m in config.methods if SHARING.get(m.name).trains_tasks_separately), None)
+    titles = [m.title for m in config.methods] + list(config.baselines)
+    metric = config.reference.metric if config.reference else \
+        {t.name: default_metric(t.kind, t.labels) for t in tasks}
+    metric_name = metric if isinstance(metric, str) else \
+        " / ".join(sorted(set(metric.values()))) + " (each task's default metric)"
+    notes = [f"test {metric_name} in %, mean ± std over seeds {config.seeds}; model selection on dev"]
+    if baseline:
+        notes.append(f"Δ = method minus {baseline} (mean over seeds)")
+    if config.reference:
+        notes.append(f"paper: {config.reference.source}")
+    table = build_table(records, titles, [t.name for t in tasks], metric=metric,
+                        reference=config.reference, title=config.name, notes=notes, baseline=baseline)
+    table.write(folder)
+    (folder / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
+    meta = {"version": __version__, "git_hash": git_hash(), "seeds": config.seeds,
+            "torch": __import__("torch").__version__,
+            "device": str(resolve_device(config.training.device)), "timings": timings,
+            "created": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    final_dir = folder
+    if folder.name.endswith(PARTIAL):
+        final_dir = folder.with_name(folder.name[: -len(PARTIAL)])
+        folder.rename(final_dir)
     return ExperimentResult(final_dir, table, records, timings)
+
+
+def _record(method: str, seed: int, task: str, metrics: dict) -> Record:
+    return Record(method, seed, task, metrics["test"][task], metrics["dev"][task])
 
 
 def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) -> tuple[list[Record], dict]:
@@ -208,35 +314,40 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) ->
     data = featurize(config, tasks)
     timings["featurize_s"] = time.perf_counter() - t0
     log(f"{config.name}: {len(tasks)} tasks, {data.spec.kind} input of size {data.spec.size}")
+    # build every method once before training any: a constructor error (a task level the
+    # encoder cannot serve, a bad stage index) must not wait for the earlier methods' training
+    for method in config.methods:
+        build_model(method, config.encoder, data, seed=0)
     records: list[Record] = []
     for method in config.methods:
         t0 = time.perf_counter()
         epoch_times = []
+        separately = SHARING.get(method.name).trains_tasks_separately
         for seed in config.seeds:
-            if method.name == SINGLE:
-                # the honest baseline: each task trained alone, with its own early stopping
-                for task in tasks:
-                    sub = data.subset([task.name])
-                    result = train_one(config, method, sub, seed, f"{SINGLE} {task.name} seed {seed}")
-                    _write_run(run_dir / method.name / f"seed-{seed}" / task.name, result)
-                    records.append(Record(method.name, seed, task.name, result.test[task.name],
-                                          result.dev[task.name]))
+            # one run per task (single-task learning: its own early stopping) or one for all
+            units = [([task.name], run_dir / method.title / f"seed-{seed}" / task.name) for task in tasks] \
+                if separately else [(data.task_names, run_dir / method.title / f"seed-{seed}")]
+            for names, folder in units:
+                done = _finished(folder)
+                if done is None:
+                    sub = data if len(names) == len(tasks) else data.subset(names)
+                    label = f"{method.title} {names[0]} seed {seed}" if separately else f"{method.title} seed {seed}"
+                    _, result = train_one(config, method, sub, seed, label)
+                    write_model(folder, config, method, sub, result)
+                    done = _finished(folder)
                     epoch_times.append(result.seconds_per_epoch)
-            else:
-                result = train_one(config, method, data, seed, f"{method.name} seed {seed}")
-                _write_run(run_dir / method.name / f"seed-{seed}", result)
-                records += [Record(method.name, seed, t.name, result.test[t.name], result.dev[t.name])
-                            for t in tasks]
-                epoch_times.append(result.seconds_per_epoch)
-            average = np.mean([r.test["accuracy"] for r in records
-                               if r.method == method.name and r.seed == seed])
-            log(f"  {method.name} seed {seed}: mean test accuracy {average * 100:.2f}")
-        timings[f"{method.name}_s"] = time.perf_counter() - t0
-        timings[f"{method.name}_s_per_epoch"] = float(np.sum(epoch_times) / len(config.seeds))
+                records += [_record(method.title, seed, name, done) for name in names]
+            scores = [r.test[default_metric(t.kind, t.labels)] for r in records for t in tasks
+                      if r.method == method.title and r.seed == seed and r.task == t.name]
+            log(f"  {method.title} seed {seed}: mean test score {np.mean(scores) * 100:.2f}")
+        timings[f"{method.title}_s"] = time.perf_counter() - t0
+        if epoch_times:
+            timings[f"{method.title}_s_per_epoch"] = float(np.sum(epoch_times) / len(config.seeds))
     if config.baselines:
         t0 = time.perf_counter()
-        tfidf = data if data.spec.kind == "tfidf" else MultiTaskData.build(
-            tasks, FEATURIZERS.build("tfidf"))
+        classification = [t for t in tasks if t.kind == "classification"]
+        tfidf = data if data.spec.kind == "tfidf" and len(classification) == len(tasks) else \
+            MultiTaskData.build(classification, FEATURIZERS.build("tfidf"))
         for name in config.baselines:
             for task, result in BASELINES[name](tfidf).items():
                 records.append(Record(name, 0, task, result["test"], result["dev"]))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-SINGLE = "single_task"
 AVERAGE_ROW = "average"
 
 
@@ -66,23 +65,27 @@ class ResultsTable:
         return md, csv_path
 
 
-def build_table(records: list[Record], methods: list[str], tasks: list[str], metric: str = "accuracy",
-                reference=None, title: str = "results", notes: list[str] | None = None) -> ResultsTable:
+def build_table(records: list[Record], methods: list[str], tasks: list[str],
+                metric: str | dict[str, str] = "accuracy", reference=None, title: str = "results",
+                notes: list[str] | None = None, baseline: str | None = None) -> ResultsTable:
     """Aggregate ``records`` into a table.
 
     Args:
         records: one record per method, seed and task (baselines have one seed).
-        methods: column order; ``single_task`` (if present) is the reference of the Δ columns.
+        methods: column order.
         tasks: row order.
-        metric: "accuracy" or "macro_f1" (shown in percent).
+        metric: the test metric shown (in percent): one name for every task, or task -> name
+            (e.g. span-F1 for chunking beside accuracy for POS).
+        baseline: the column the Δ columns subtract (the single-task column), if present.
         reference: a :class:`textmtl.config.ReferenceResult` printed as the last column.
     Returns:
         The table; the average row averages tasks within each seed, then mean ± std over seeds.
     """
+    metric_of = (lambda task: metric[task]) if isinstance(metric, dict) else (lambda task: metric)
     by = {}
     for r in records:
-        by.setdefault((r.method, r.task), {})[r.seed] = r.test[metric]
-    deltas = [m for m in methods if m != SINGLE and SINGLE in methods]
+        by.setdefault((r.method, r.task), {})[r.seed] = r.test[metric_of(r.task)]
+    deltas = [m for m in methods if m != baseline and baseline in methods]
     header = ["task"] + methods + [f"Δ {m}" for m in deltas]
     if reference is not None:
         header.append(f"paper ({reference.metric})")
@@ -92,7 +95,7 @@ def build_table(records: list[Record], methods: list[str], tasks: list[str], met
         return [float(np.mean([by[(method, t)][s] for t in tasks])) for s in sorted(seeds)]
 
     def delta(method: str, values_of) -> str:
-        mine, base = values_of(method), values_of(SINGLE)
+        mine, base = values_of(method), values_of(baseline)
         if not mine or not base:
             return "-"
         return f"{(np.mean(mine) - np.mean(base)) * 100:+.2f}"

@@ -58,7 +58,7 @@ def test_describe_lists_every_registered_component_and_parameter(capsys):
     assert "      path: str (required)" in out  # user_files' required option
     assert "training:" in out
     import dataclasses
-    from textmtl.training.trainer import TrainingConfig
+    from textmtl.training.config import TrainingConfig
     training = out.split("\ntraining:\n", 1)[1]
     assert [line.split(":")[0].strip() for line in training.splitlines()] == [
         f.name for f in dataclasses.fields(TrainingConfig)]

@@ -23,7 +23,7 @@ import textmtl
 from textmtl.cli import main
 from textmtl.config import load_config
 from textmtl.experiment import build_model, featurize, git_hash, load_experiment_tasks
-from textmtl.training.trainer import evaluate
+from textmtl.training.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

@@ -13,7 +13,7 @@ from textmtl.data.samplers import SAMPLERS
 from textmtl.encoders import ENCODERS
 from textmtl.errors import ConfigError
 from textmtl.sharing import SHARING
-from textmtl.training.trainer import TrainingConfig
+from textmtl.training.config import TrainingConfig
 from textmtl.weighting import WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +59,12 @@ def test_override_replaces_list_item_and_whole_list():
     raw = base_raw()
     apply_override(raw, "methods.0=cross_stitch")
     assert raw["methods"][0] == "cross_stitch"
+    with pytest.raises(ConfigError, match="two entries named 'cross_stitch'; give one a 'label'"):
+        parse_config(raw)  # two columns of one name would make an ambiguous table
+    apply_override(raw, "methods.0.label=stitch_again")
     apply_override(raw, "seeds=[4, 5]")
-    assert parse_config(raw).seeds == [4, 5]
+    config = parse_config(raw)
+    assert config.seeds == [4, 5] and [m.title for m in config.methods][0] == "stitch_again"
 
 
 def test_override_component_given_by_name_gains_params():
@@ -81,7 +85,8 @@ def test_override_list_item_given_by_name_gains_params():
     raw["methods"] = ["single_task", "cross_stitch"]
     apply_override(raw, "methods.1.self_weight=0.8")
     assert raw["methods"][1] == {"name": "cross_stitch", "self_weight": 0.8}
-    assert parse_config(raw).methods[1] == ComponentConfig("cross_stitch", {"self_weight": 0.8})
+    method = parse_config(raw).methods[1]
+    assert (method.name, method.params) == ("cross_stitch", {"self_weight": 0.8})
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -184,7 +189,7 @@ def test_unknown_key_in_component_section_through_parse():
     raw = base_raw()
     raw["methods"][2]["selfweight"] = 0.5
     with pytest.raises(ConfigError, match=r"'methods\.2\.selfweight' for sharing 'cross_stitch'; "
-                                          r"valid keys: self_weight"):
+                                          r"valid keys: alpha_lr_scale, self_weight"):
         parse_config(raw)
 
 

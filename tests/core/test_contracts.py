@@ -1,8 +1,11 @@
 """Contracts checked over every registry entry: a new method is tested once it is registered.
 
-For every encoder x sharing method: gradients reach every parameter, shared parameters get a
-gradient from each task, a state-dict round trip predicts the same, a batch predicts like its
-examples one by one, and two trainings with one seed give the same losses.
+For every encoder x sharing method: gradients reach every parameter (task losses plus the
+method's extra losses and penalties), shared parameters get a gradient from each task, the
+three parameter groups partition the parameters, ``param_groups()`` covers every trainable
+parameter once, an export / load round trip predicts the same, a batch predicts like its
+examples one by one (or, for methods whose rows interact, like its collections one at a time),
+and two trainings with one seed give the same losses.
 """
 
 from __future__ import annotations
@@ -13,23 +16,41 @@ import numpy as np
 import pytest
 import torch
 
-from textmtl.data.samplers import SAMPLERS
-from textmtl.data.features import FEATURIZERS
+from textmtl.data.batching import MultiTaskData, UNLABELLED
 from textmtl.data.datasets import DATASETS
+from textmtl.data.features import FEATURIZERS
+from textmtl.data.samplers import SAMPLERS
+from textmtl.data.tasks import Task
 from textmtl.encoders import ENCODERS
+from textmtl.regularizers import REGULARIZERS
 from textmtl.sharing import SHARING
 from textmtl.sharing.base import TaskSpec
-from textmtl.training.trainer import TrainingConfig, task_losses, train
+from textmtl.training.config import TrainingConfig
+from textmtl.training.step import task_losses
+from textmtl.training.trainer import train
 from textmtl.weighting import WEIGHTINGS
 
-from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, featurized
+from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, TINY_FEATURE_PARAMS
 
 COMBINATIONS = [(e, s) for e in ENCODER_NAMES for s in SHARING.names()]
 
 
+def with_unlabelled(task: Task, seed: int) -> Task:
+    """The task with unlabelled texts (its own training texts shuffled, labels dropped)."""
+    rng = np.random.default_rng(seed)
+    texts = [task.train.texts[i] for i in rng.permutation(len(task.train.texts))[:12]]
+    return Task(task.name, task.labels, task.train, task.dev, task.test, unlabeled=texts)
+
+
 @pytest.fixture(scope="module")
 def data_by_encoder(synthetic_tasks):
-    return {name: featurized(synthetic_tasks, name) for name in ENCODER_NAMES}
+    tasks = [with_unlabelled(t, i) for i, t in enumerate(synthetic_tasks)]
+    out = {}
+    for name in ENCODER_NAMES:
+        kind = ENCODERS.get(name).input_kind
+        featurizer = FEATURIZERS.build(kind, params=TINY_FEATURE_PARAMS.get(kind, {}))
+        out[name] = MultiTaskData.build(tasks, featurizer, unlabelled=True)
+    return out
 
 
 def build(encoder_name, sharing_name, data, seed=0, sharing_params=None):
@@ -39,41 +60,50 @@ def build(encoder_name, sharing_name, data, seed=0, sharing_params=None):
     return SHARING.build(sharing_name, specs, factory, params=sharing_params or {})
 
 
-def full_batch(data, split="train", per_task=6):
-    return data.batch(split, [(k, np.arange(per_task)) for k in range(len(data.tasks))])
+def full_batch(data, model, split="train", per_task=6):
+    """Rows of every task; unlabelled rows too for a method that reads them; as collections for
+    a method that needs them."""
+    parts = [(k, np.arange(per_task)) for k in range(len(data.tasks))]
+    if split == "train" and model.needs_unlabelled_rows:
+        parts += [(k, np.arange(3), UNLABELLED) for k in range(len(data.tasks))]
+    return data.batch(split, parts, collections=model.needs_collections)
 
 
-def grads_of(model, loss):
-    model.zero_grad(set_to_none=True)
-    loss.backward(retain_graph=True)
-    return {name: p.grad for name, p in model.named_parameters()}
+def total_loss(model, batch, data):
+    losses = task_losses(model(batch), batch.labels, batch.task_index, data.task_names)
+    extras = list(model.extra_losses().values()) + list(model.penalties().values())
+    return losses, sum(losses.values()) + sum(extras)
 
 
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
 def test_gradients_reach_every_parameter(encoder_name, sharing_name, data_by_encoder):
     data = data_by_encoder[encoder_name]
     model = build(encoder_name, sharing_name, data)
-    inputs, task_index, labels = full_batch(data)
-    losses = task_losses(model(inputs, task_index), labels, task_index, data.task_names)
-    grads = grads_of(model, sum(losses.values()))
-    missing = [n for n, g in grads.items() if g is None or not torch.any(g != 0)]
+    batch = full_batch(data, model)
+    _, total = total_loss(model, batch, data)
+    model.zero_grad(set_to_none=True)
+    total.backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
     assert not missing, f"no gradient for {missing}"
+    assert set(model.extra_losses()) <= set(model.extra_loss_names), "an extra loss is not declared"
 
 
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
 def test_shared_parameters_learn_from_each_task(encoder_name, sharing_name, data_by_encoder):
     data = data_by_encoder[encoder_name]
     model = build(encoder_name, sharing_name, data)
-    inputs, task_index, labels = full_batch(data)
-    logits = model(inputs, task_index)
-    losses = task_losses(logits, labels, task_index, data.task_names)
+    batch = full_batch(data, model)
+    logits = model(batch)
+    losses = task_losses(logits, batch.labels, batch.task_index, data.task_names)
     for name in data.task_names:
         model.zero_grad(set_to_none=True)
         losses[name].backward(retain_graph=True)
         for p in model.shared_parameters():
             assert p.grad is not None and torch.any(p.grad != 0), f"{name} does not train a shared parameter"
         for p in model.task_parameters(name):
-            assert p.grad is not None and torch.any(p.grad != 0), f"{name} does not train its own parameters"
+            if p.requires_grad:
+                assert p.grad is not None and torch.any(p.grad != 0), f"{name} does not train its own parameters"
         for other in data.task_names:
             if other != name:  # another task's output layer never learns from this task
                 head = model.task_parameters(other)[-1]
@@ -84,37 +114,51 @@ def test_shared_parameters_learn_from_each_task(encoder_name, sharing_name, data
 def test_parameter_groups_are_consistent(encoder_name, sharing_name, data_by_encoder):
     model = build(encoder_name, sharing_name, data_by_encoder[encoder_name])
     ids = lambda params: {id(p) for p in params}
-    shared = ids(model.shared_parameters())
+    shared, method = ids(model.shared_parameters()), ids(model.method_parameters())
     per_task = [ids(model.task_parameters(n)) for n in model.task_names]
-    assert all(shared.isdisjoint(t) for t in per_task)
-    assert shared.union(*per_task) == ids(model.parameters()), "a parameter belongs to no group"
+    assert shared.isdisjoint(method) and all(shared.isdisjoint(t) and method.isdisjoint(t) for t in per_task)
+    for i, a in enumerate(per_task):
+        assert all(a.isdisjoint(b) for b in per_task[i + 1:]), "a parameter belongs to two tasks"
+    assert shared.union(method, *per_task) == ids(model.parameters()), "a parameter belongs to no group"
+    grouped = [id(p) for g in model.param_groups() for p in g["params"]]
+    assert len(grouped) == len(set(grouped)), "a parameter is in two optimiser groups"
+    assert set(grouped) == ids(p for p in model.parameters() if p.requires_grad)
+    assert all(g.get("lr_scale", 1.0) > 0 and "name" in g for g in model.param_groups())
 
 
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
-def test_state_dict_round_trip_predicts_the_same(encoder_name, sharing_name, data_by_encoder, tmp_path):
+def test_exported_state_round_trip_predicts_the_same(encoder_name, sharing_name, data_by_encoder, tmp_path):
     data = data_by_encoder[encoder_name]
     model = build(encoder_name, sharing_name, data, seed=1).eval()
-    inputs, task_index, _ = full_batch(data, "test", 5)
-    torch.save(model.state_dict(), tmp_path / "model.pt")
+    batch = full_batch(data, model, "test", 5)
+    torch.save(model.export_state(), tmp_path / "model.pt")
     other = build(encoder_name, sharing_name, data, seed=2).eval()
     with torch.no_grad():
-        assert not torch.allclose(model(inputs, task_index), other(inputs, task_index))
-        other.load_state_dict(torch.load(tmp_path / "model.pt"))
-        torch.testing.assert_close(model(inputs, task_index), other(inputs, task_index))
+        assert not torch.allclose(model(batch), other(batch))
+        other.load_exported_state(torch.load(tmp_path / "model.pt"))
+        torch.testing.assert_close(model(batch), other(batch))
 
 
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
-def test_batch_predicts_like_its_examples_one_by_one(encoder_name, sharing_name, data_by_encoder):
+def test_batch_predicts_like_its_parts(encoder_name, sharing_name, data_by_encoder):
+    """Rows that do not interact predict alone as in the batch; rows that interact (a method
+    flag) predict per collection as in the batch."""
     data = data_by_encoder[encoder_name]
     model = build(encoder_name, sharing_name, data).eval()
-    parts = [(k, np.arange(4)) for k in range(len(data.tasks))]
-    inputs, task_index, _ = data.batch("dev", parts)
+    k = len(data.tasks)
+    parts = [(t, np.arange(4)) for t in range(k)]
+    batch = data.batch("dev", parts, collections=model.rows_interact)
     with torch.no_grad():
-        together = model(inputs, task_index)
-        for row, (k, position) in enumerate((k, p) for k, ps in parts for p in ps):
-            alone_inputs, alone_index, _ = data.batch("dev", [(k, np.array([position]))])
-            alone = model(alone_inputs, alone_index)
-            torch.testing.assert_close(together[row: row + 1], alone, rtol=1e-4, atol=1e-5)
+        together = model(batch)
+        if model.rows_interact:
+            for i in range(4):
+                alone = model(data.batch("dev", [(t, np.array([i])) for t in range(k)], collections=True))
+                rows = (batch.collection == i).nonzero(as_tuple=True)[0]
+                torch.testing.assert_close(together[rows], alone, rtol=1e-4, atol=1e-5)
+        else:
+            for row, (t, position) in enumerate((t, p) for t, ps in parts for p in ps):
+                alone = model(data.batch("dev", [(t, np.array([position]))]))
+                torch.testing.assert_close(together[row: row + 1], alone, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
@@ -124,14 +168,15 @@ def test_same_seed_gives_same_losses(encoder_name, sharing_name, data_by_encoder
     runs = []
     for _ in range(2):
         model = build(encoder_name, sharing_name, data, seed=3)
-        result = train(model, WEIGHTINGS.build("fixed", data.task_names), SAMPLERS.build("every_task"),
-                       data, config, seed=3)
-        runs.append([c["train_loss"] for c in result.curves])
+        params = {"unlabelled_per_step": 4} if model.needs_unlabelled_rows else {}
+        sampler = SAMPLERS.build("every_task", data.task_names, params=params)
+        result = train(model, WEIGHTINGS.build("fixed", data.task_names), sampler, data, config, seed=3)
+        runs.append([(c["train_loss"], c.get("extra_losses")) for c in result.curves])
     assert runs[0] == runs[1]
 
 
-@pytest.mark.parametrize("registry", [ENCODERS, SHARING, WEIGHTINGS, SAMPLERS, FEATURIZERS, DATASETS],
-                         ids=lambda r: r.axis)
+@pytest.mark.parametrize("registry", [ENCODERS, SHARING, WEIGHTINGS, SAMPLERS, REGULARIZERS,
+                                      FEATURIZERS, DATASETS], ids=lambda r: r.axis)
 def test_config_schema_is_keyword_only_with_defaults(registry):
     for name in registry.names():
         constructor = registry.get(name)

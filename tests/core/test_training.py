@@ -16,7 +16,10 @@ from textmtl.encoders import ENCODERS
 from textmtl.results import AVERAGE_ROW, Record, build_table
 from textmtl.sharing import SHARING
 from textmtl.sharing.base import TaskSpec
-from textmtl.training.trainer import TrainingConfig, evaluate, task_losses, train
+from textmtl.training.config import TrainingConfig
+from textmtl.training.evaluation import evaluate
+from textmtl.training.step import task_losses
+from textmtl.training.trainer import train
 from textmtl.weighting import WEIGHTINGS
 
 from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, featurized
@@ -69,12 +72,12 @@ def test_cross_stitch_identity_equals_single_task(encoder_name, data_by_encoder)
     k = len(data.tasks)
     assert torch.equal(stitch.alphas.detach(), torch.eye(k).repeat(stitch.alphas.shape[0], 1, 1))
     # a combined batch with rows of every task, interleaved
-    inputs, task_index, _ = data.batch("dev", [(t, np.arange(8)) for t in range(k)])
-    order = torch.randperm(len(task_index), generator=torch.Generator().manual_seed(0))
-    inputs, task_index = inputs.select(order), task_index[order]
+    batch = data.batch("dev", [(t, np.arange(8)) for t in range(k)])
+    order = torch.randperm(batch.size, generator=torch.Generator().manual_seed(0))
+    batch = batch.select(order)
     with torch.no_grad():
-        expected = single(inputs, task_index)
-        got = stitch(inputs, task_index)
+        expected = single(batch)
+        got = stitch(batch)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(got.argmax(-1), expected.argmax(-1))
 
@@ -89,10 +92,10 @@ def test_cross_stitch_identity_equals_single_task_tagging():
     single = build("single_task", data, "bilstm", 1, encoder_params=params).eval()
     stitch = build("cross_stitch", data, "bilstm", 2, {"self_weight": 1.0}, params).eval()
     stitch.load_state_dict(single.state_dict(), strict=False)
-    inputs, task_index, labels = data.batch("dev", [(0, np.arange(5)), (1, np.arange(5))])
+    batch = data.batch("dev", [(0, np.arange(5)), (1, np.arange(5))])
     with torch.no_grad():
-        expected, got = single(inputs, task_index), stitch(inputs, task_index)
-    assert got.shape == labels.shape + (3,)
+        expected, got = single(batch), stitch(batch)
+    assert got.shape == batch.labels.shape + (3,)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -202,7 +205,7 @@ def step_task_counts(epoch_plans, k):
     counts = np.zeros(k)
     for plan in epoch_plans:
         for step in plan:
-            for task, _ in step:
+            for task, *_ in step:
                 counts[task] += 1
     return counts
 
@@ -215,8 +218,8 @@ def test_every_sampler_plans_valid_epochs(name):
     for epoch in plans(sampler, epochs=20, batch=batch):
         for step in epoch:
             assert step, "empty step"
-            assert all(0 <= k < len(SIZES) and n == batch for k, n in step)
-            assert len({k for k, _ in step}) == len(step), "a task twice in one step"
+            assert all(0 <= k < len(SIZES) and n == batch and source == "train" for k, n, source in step)
+            assert len({k for k, *_ in step}) == len(step), "a task twice in one step"
         one_task = all(len(step) == 1 for step in epoch)
         expected = math.ceil(sum(SIZES) / batch) if one_task else math.ceil(max(SIZES) / batch)
         assert len(epoch) == expected
@@ -265,7 +268,30 @@ def test_round_robin_cycles_in_order():
 
 def test_every_task_one_batch_per_task_per_step():
     (plan,) = plans(SAMPLERS.build("every_task"), epochs=1)
-    assert plan == [[(0, 10), (1, 10), (2, 10)]] * math.ceil(max(SIZES) / 10)
+    assert plan == [[(0, 10, "train"), (1, 10, "train"), (2, 10, "train")]] * math.ceil(max(SIZES) / 10)
+
+
+@pytest.mark.parametrize("name", SAMPLERS.names())
+def test_unlabelled_rows_follow_each_labelled_draw(name):
+    """With ``unlabelled_per_step``, every task drawn in a step brings that many unlabelled
+    rows, except tasks without unlabelled texts; the labelled plan is unchanged."""
+    sampler = SAMPLERS.build(name, ["a", "b", "c"], params={"unlabelled_per_step": 4})
+    plain = SAMPLERS.build(name, ["a", "b", "c"])
+    with_rows = sampler.plan_epoch(SIZES, 10, np.random.default_rng(3), unlabelled_sizes=[50, 0, 20])
+    without = plain.plan_epoch(SIZES, 10, np.random.default_rng(3))
+    for step, reference in zip(with_rows, without):
+        labelled = [d for d in step if d.source == "train"]
+        assert labelled == reference
+        expected = [(d.task, 4, "unlabelled") for d in labelled if d.task != 1]
+        assert [d for d in step if d.source == "unlabelled"] == expected
+
+
+def test_streams_give_exact_counts_for_collections():
+    """Collections need one row of every task: a small task's rows repeat within one draw."""
+    streams = TaskStreams([3, 10], np.random.default_rng(0))
+    rows = streams.take(0, 7, exact=True)
+    assert len(rows) == 7 and set(rows) == {0, 1, 2}
+    assert len(streams.take(0, 7)) == 3  # not exact: a task smaller than the batch gives all once
 
 
 # ---------------------------------------------------------------- task streams
@@ -305,8 +331,8 @@ def test_fixed_weights_scale_losses_exactly():
 
 def test_fixed_weights_scale_gradients_in_a_model(tfidf_data):
     model = build("hard", tfidf_data, seed=5)
-    inputs, task_index, labels = tfidf_data.batch("train", [(k, np.arange(6)) for k in range(3)])
-    losses = task_losses(model(inputs, task_index), labels, task_index, tfidf_data.task_names)
+    batch = tfidf_data.batch("train", [(k, np.arange(6)) for k in range(3)])
+    losses = task_losses(model(batch), batch.labels, batch.task_index, tfidf_data.task_names)
     grads = {}
     for weights in ({}, {"alpha": 3.0, "beta": 3.0, "gamma": 3.0}):
         model.zero_grad()
@@ -369,7 +395,7 @@ def test_table_average_is_mean_over_seeds_of_per_seed_task_averages():
         ("hard", 3, "x"): 0.75, ("hard", 3, "y"): 0.85,
     }
     records = [Record(m, s, t, {"accuracy": a}, {"accuracy": a}) for (m, s, t), a in accuracy.items()]
-    table = build_table(records, ["single_task", "hard"], ["x", "y"])
+    table = build_table(records, ["single_task", "hard"], ["x", "y"], baseline="single_task")
     assert table.header == ["task", "single_task", "hard", "Δ hard"]
     rows = {row[0]: row for row in table.rows}
     assert list(rows) == ["x", "y", AVERAGE_ROW]

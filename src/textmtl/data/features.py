@@ -1,7 +1,7 @@
 """Featurizers, one per encoder input kind, fitted on the training texts of all tasks."""
 
-from ..registry import Registry
-
-FEATURIZERS: Registry = Registry("featurizer")
+from .featurizer_registry import FEATURIZERS
 
 from . import tfidf, text, wordpiece  # noqa: E402,F401  (registration side effects)
+
+__all__ = ["FEATURIZERS"]

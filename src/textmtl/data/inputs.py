@@ -28,17 +28,22 @@ class InputSpec:
         size: number of TF-IDF features, or vocabulary size (ids include padding and OOV).
         padding_id: id of the padding token (token inputs).
         pretrained: optional (size, E) float tensor of pre-trained word vectors, row = id.
+        char_vocab_size: number of character ids (padding 0 and OOV 1 included) when the
+            featurizer gives per-token character ids (``TokenInput.char_ids``); 0 when it does not.
     """
 
     kind: InputKind
     size: int
     padding_id: int = 0
     pretrained: torch.Tensor | None = None
+    char_vocab_size: int = 0
 
 
 class _ToDevice:
     def to(self, device: torch.device | str):
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        """The same input with every tensor on ``device`` (optional fields may be None)."""
+        return replace(self, **{f.name: None if getattr(self, f.name) is None
+                                else getattr(self, f.name).to(device) for f in fields(self)})
 
 
 @dataclass
@@ -73,19 +78,34 @@ class TfidfInput(_ToDevice):
 
 @dataclass
 class TokenInput(_ToDevice):
-    """Right-padded token ids (B, T) and true lengths (B,). Every length is >= 1."""
+    """Right-padded token ids (B, T) and true lengths (B,). Every length is >= 1.
+
+    ``char_ids`` (optional, the ``tokens`` featurizer with ``characters: true``): (B, T, W)
+    int64 character ids of each token, right-padded with 0 within each word (W = the longest
+    word of the batch) and 0 at padded token positions; every real token has >= 1 character.
+    """
 
     token_ids: torch.Tensor
     lengths: torch.Tensor
+    char_ids: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.token_ids.shape[0]
 
     def select(self, rows: torch.Tensor) -> "TokenInput":
+        """The sub-batch of ``rows`` (a (R,) long tensor), in that order."""
         lengths = self.lengths[rows]
         # trim to the longest selected row; right padding beyond it carries nothing
-        return TokenInput(self.token_ids[rows, : int(lengths.max())], lengths)
+        steps = int(lengths.max())
+        char_ids = None
+        if self.char_ids is not None:
+            char_ids = self.char_ids[rows, :steps]  # (R, T', W)
+            # and to the longest selected word
+            used = (char_ids != 0).flatten(0, 1).any(dim=0)  # (W,)
+            width = int(used.nonzero().max()) + 1 if bool(used.any()) else 1
+            char_ids = char_ids[:, :, :width]
+        return TokenInput(self.token_ids[rows, :steps], lengths, char_ids)
 
     def mask(self) -> torch.Tensor:
         """(B, T) bool, True on real tokens."""
@@ -134,3 +154,10 @@ class Featurizer(Protocol):
     def transform(self, texts: list) -> FeatureTable: ...
 
     def spec(self) -> InputSpec: ...
+
+    def state(self) -> dict:
+        """JSON-serialisable settings and fitted state (``from_state`` restores the featurizer)."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Featurizer": ...

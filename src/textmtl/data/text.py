@@ -12,6 +12,14 @@ padded position, so batches of similar lengths are much faster: :func:`length_bu
 gives a row order whose consecutive blocks of ``batch_size`` rows have similar lengths (for
 ``TaskStreams(order=...)`` in :mod:`textmtl.data.samplers`); ``FeatureTable.lengths`` gives the
 lengths it needs.
+
+With ``characters: true`` the tokens featurizer also gives each token's character ids (a
+character vocabulary built the same way: id 0 padding, 1 OOV), for character-level word
+features (BiLSTM ``char_dim``).
+
+A fitted featurizer's ``state()`` is a JSON-able dict (settings, vocabularies, the width of the
+pre-trained vectors, not the vectors) from which ``from_state`` rebuilds it without reading any
+file: saved with a trained model, it featurizes new text exactly as in training.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import numpy as np
 import torch
 
 from .embeddings import embedding_matrix, load_word_vectors
-from .features import FEATURIZERS
+from .featurizer_registry import FEATURIZERS
 from .inputs import InputSpec, SentenceInput, TokenInput
 
 PADDING = "<pad>"
@@ -212,10 +220,16 @@ def length_bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.G
 
 @dataclass
 class TokenTable:
-    """Token ids of one split, stored flat: row i is ``ids[offsets[i]:offsets[i+1]]``."""
+    """Token ids of one split, stored flat: row i is ``ids[offsets[i]:offsets[i+1]]``.
+
+    With character features, token k (of all rows, flat) has the character ids
+    ``char_ids[char_offsets[k]:char_offsets[k+1]]`` (>= 1 of them).
+    """
 
     ids: np.ndarray  # (total tokens,) int32
     offsets: np.ndarray  # (N + 1,) int64
+    char_ids: np.ndarray | None = None  # (total characters,) int32
+    char_offsets: np.ndarray | None = None  # (total tokens + 1,) int64
 
     @property
     def lengths(self) -> np.ndarray:
@@ -226,14 +240,35 @@ class TokenTable:
         return len(self.offsets) - 1
 
     def gather(self, rows: np.ndarray) -> TokenInput:
-        """Right-padded batch of the given rows, padded to the longest of them."""
+        """Right-padded batch of the given rows, padded to the longest of them (and, with
+        character ids, to the longest word of them)."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
         token_ids = np.full((len(rows), int(lengths.max(initial=1))), PADDING_ID, dtype=np.int64)
         for b, row in enumerate(rows):
             token_ids[b, : lengths[b]] = self.ids[self.offsets[row]: self.offsets[row + 1]]
+        char_ids = None if self.char_ids is None else \
+            torch.from_numpy(self._gather_characters(rows, lengths, token_ids.shape[1]))
         return TokenInput(token_ids=torch.from_numpy(token_ids),
-                          lengths=torch.from_numpy(lengths.astype(np.int64)))
+                          lengths=torch.from_numpy(lengths.astype(np.int64)), char_ids=char_ids)
+
+    def _gather_characters(self, rows: np.ndarray, lengths: np.ndarray,
+                           steps: int) -> np.ndarray:
+        """(B, T, W) int64 character ids of the rows' tokens, 0 on padding."""
+        assert self.char_ids is not None and self.char_offsets is not None
+        batch_index = np.repeat(np.arange(len(rows)), lengths)  # (n,) row of each real token
+        row_starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        position = np.arange(int(lengths.sum())) - row_starts  # (n,) position within its row
+        token = np.repeat(self.offsets[rows], lengths) + position  # (n,) flat token index
+        first = self.char_offsets[token]  # (n,)
+        word_lengths = self.char_offsets[token + 1] - first  # (n,)
+        width = int(word_lengths.max(initial=1))
+        char_ids = np.zeros((len(rows), steps, width), dtype=np.int64)
+        word_starts = np.repeat(np.cumsum(word_lengths) - word_lengths, word_lengths)
+        within = np.arange(int(word_lengths.sum())) - word_starts  # character position in word
+        char_ids[np.repeat(batch_index, word_lengths), np.repeat(position, word_lengths),
+                 within] = self.char_ids[np.repeat(first, word_lengths) + within]
+        return char_ids
 
 
 @dataclass
@@ -275,7 +310,8 @@ class SentenceTable:
 
 
 class _VocabularyFeaturizer:
-    """Shared fitting of the vocabulary and the optional pre-trained vectors."""
+    """Shared fitting of the vocabulary and the optional pre-trained vectors, and the saved
+    state (:meth:`state`, :meth:`from_state`)."""
 
     input_kind: str
     _owner: str
@@ -292,6 +328,9 @@ class _VocabularyFeaturizer:
         self.embeddings = embeddings
         self.vocabulary: Vocabulary | None = None
         self.pretrained: np.ndarray | None = None
+        # width of the pre-trained vectors of a restored featurizer (the vectors themselves
+        # live in the trained model's embedding table)
+        self.pretrained_width: int | None = None
 
     def _tokens(self, texts: list) -> list[list[str]]:
         return [tokenize(t, self.lowercase) for t in texts]
@@ -299,6 +338,7 @@ class _VocabularyFeaturizer:
     def _fit_vocabulary(self, documents: list[list[str]]) -> None:
         self.vocabulary = Vocabulary.build(documents, self.max_vocab, self.min_freq)
         self.pretrained = None
+        self.pretrained_width = None
         if self.embeddings is not None:
             # read only the vectors the vocabulary can use (matched as is or case-insensitively)
             keep = set(self.vocabulary.tokens) | {t.lower() for t in self.vocabulary.tokens}
@@ -307,6 +347,7 @@ class _VocabularyFeaturizer:
             # identical for every run fitted on the same texts
             self.pretrained = embedding_matrix(self.vocabulary, words, matrix,
                                                np.random.default_rng(0))
+            self.pretrained_width = int(self.pretrained.shape[1])
 
     def _require_fitted(self) -> Vocabulary:
         if self.vocabulary is None:
@@ -314,11 +355,65 @@ class _VocabularyFeaturizer:
         return self.vocabulary
 
     def spec(self) -> InputSpec:
-        """Vocabulary size (padding and OOV included) and the pre-trained matrix, if any."""
+        """Vocabulary size (padding and OOV included) and the pre-trained matrix, if any.
+
+        A featurizer restored by :meth:`from_state` gives a zero (size, E) matrix in place of
+        the pre-trained vectors: an encoder built from it has the trained model's shapes, and
+        the model's weights then fill the table.
+        """
         vocabulary = self._require_fitted()
-        pretrained = None if self.pretrained is None else torch.from_numpy(self.pretrained)
+        if self.pretrained is not None:
+            pretrained = torch.from_numpy(self.pretrained)
+        elif self.pretrained_width is not None:
+            pretrained = torch.zeros(len(vocabulary), self.pretrained_width)
+        else:
+            pretrained = None
         return InputSpec(kind=self.input_kind, size=len(vocabulary), padding_id=PADDING_ID,
                          pretrained=pretrained)
+
+    def _settings(self) -> dict:
+        """The constructor arguments (the config)."""
+        return {"max_vocab": self.max_vocab, "min_freq": self.min_freq,
+                "lowercase": self.lowercase, "embeddings": self.embeddings}
+
+    def state(self) -> dict:
+        """Settings and fitted state: the vocabulary and the width of the pre-trained vectors.
+
+        The vectors themselves are not stored (the trained model's embedding table holds them).
+
+        Returns:
+            A JSON-serialisable dict for :meth:`from_state`.
+        """
+        vocabulary = self._require_fitted()
+        return {"featurizer": self.input_kind, "settings": self._settings(),
+                "vocabulary": list(vocabulary.tokens), "pretrained_width": self.pretrained_width}
+
+    def _restore(self, state: dict) -> None:
+        self.vocabulary = Vocabulary(state["vocabulary"])
+        self.pretrained = None
+        width = state.get("pretrained_width")
+        self.pretrained_width = None if width is None else int(width)
+
+    @classmethod
+    def from_state(cls, state: dict):
+        """A fitted featurizer from :meth:`state`, without reading any file.
+
+        Args:
+            state: what :meth:`state` returned (possibly through JSON).
+
+        Returns:
+            The featurizer; its ``transform`` equals the original's, and its ``spec`` has the
+            same sizes (pre-trained vectors as zeros of their width).
+
+        Raises:
+            ValueError: the state is another featurizer's.
+        """
+        if state.get("featurizer") != cls.input_kind:
+            raise ValueError(f"{cls._owner}.from_state needs the state of featurizer "
+                             f"{cls.input_kind!r}, got {state.get('featurizer')!r}")
+        featurizer = cls(**state["settings"])
+        featurizer._restore(state)
+        return featurizer
 
 
 @FEATURIZERS.register("tokens")
@@ -332,34 +427,108 @@ class TokenFeaturizer(_VocabularyFeaturizer):
         lowercase: lower-case before looking words up.
         embeddings: None, a GloVe / word2vec text file, or ``"glove-6b-50d"``
             (see :mod:`textmtl.data.embeddings`); read in ``fit``.
+        characters: also give per-token character ids (``TokenInput.char_ids``), for encoders
+            with character features (BiLSTM ``char_dim``). The character vocabulary is every
+            character of the training tokens (id 0 padding, 1 OOV).
+        max_word_length: keep the first ``max_word_length`` characters of each word.
+
+    References:
+        Plank et al. 2016 (character bi-LSTM features of a tagger); Ruder et al. 2019 (sluice
+        networks use them).
     """
 
     input_kind = "tokens"
     _owner = "TokenFeaturizer"
 
     def __init__(self, *, max_vocab: int = 50000, min_freq: int = 1, max_length: int = 400,
-                 lowercase: bool = True, embeddings: str | None = None) -> None:
+                 lowercase: bool = True, embeddings: str | None = None,
+                 characters: bool = False, max_word_length: int = 30) -> None:
         super().__init__(max_vocab, min_freq, lowercase, embeddings)
         if max_length < 1:
             raise ValueError(f"'max_length' of TokenFeaturizer must be >= 1, got {max_length}")
+        if max_word_length < 1:
+            raise ValueError(
+                f"'max_word_length' of TokenFeaturizer must be >= 1, got {max_word_length}")
         self.max_length = max_length
+        self.characters = characters
+        self.max_word_length = max_word_length
+        self.char_vocabulary: Vocabulary | None = None
 
     def fit(self, texts: list) -> "TokenFeaturizer":
-        """Build the vocabulary from the training texts of all tasks (truncated like inputs)."""
-        self._fit_vocabulary([t[: self.max_length] for t in self._tokens(texts)])
+        """Build the vocabulary from the training texts of all tasks (truncated like inputs),
+        and the character vocabulary when ``characters`` is on."""
+        documents = [t[: self.max_length] for t in self._tokens(texts)]
+        self._fit_vocabulary(documents)
+        if self.characters:
+            # by decreasing count, ties by character: ids do not depend on the order of tasks
+            self.char_vocabulary = Vocabulary.build(
+                list(token[: self.max_word_length]) for tokens in documents for token in tokens)
         return self
 
     def transform(self, texts: list) -> TokenTable:
-        """Token ids of every text; an empty text becomes one OOV token (length >= 1)."""
+        """Token ids of every text; an empty text becomes one OOV token (length >= 1).
+
+        With ``characters``, every token also gets its character ids (truncated to
+        ``max_word_length``; an empty token, or the OOV token of an empty text, gets one OOV
+        character, so every word has >= 1 character).
+        """
         vocabulary = self._require_fitted()
+        documents = [tokens[: self.max_length] for tokens in self._tokens(texts)]
         rows = []
-        for tokens in self._tokens(texts):
-            ids = vocabulary.encode(tokens[: self.max_length])
+        for tokens in documents:
+            ids = vocabulary.encode(tokens)
             rows.append(ids if len(ids) else np.array([OOV_ID], dtype=np.int64))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=offsets[1:])
         ids = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
-        return TokenTable(ids=ids, offsets=offsets)
+        if not self.characters:
+            return TokenTable(ids=ids, offsets=offsets)
+        char_ids, char_offsets = self._encode_characters(documents)
+        return TokenTable(ids=ids, offsets=offsets, char_ids=char_ids, char_offsets=char_offsets)
+
+    def _encode_characters(self, documents: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(flat character ids (int32), (total tokens + 1,) offsets) of every token, in order."""
+        characters = self._require_characters()
+        words = [list(token[: self.max_word_length]) or [OOV] for tokens in documents
+                 for token in (tokens or [""])]
+        encoded = [characters.encode(w) for w in words]  # OOV (the string) encodes as OOV_ID
+        char_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(w) for w in encoded], out=char_offsets[1:])
+        char_ids = np.concatenate(encoded).astype(np.int32) if encoded \
+            else np.zeros(0, dtype=np.int32)
+        return char_ids, char_offsets
+
+    def _require_characters(self) -> Vocabulary:
+        if self.char_vocabulary is None:
+            raise RuntimeError("TokenFeaturizer is not fitted: call fit(train_texts) first")
+        return self.char_vocabulary
+
+    def spec(self) -> InputSpec:
+        """Vocabulary size, pre-trained matrix and, with ``characters``, the character count."""
+        spec = super().spec()
+        if self.characters:
+            spec.char_vocab_size = len(self._require_characters())
+        return spec
+
+    def _settings(self) -> dict:
+        return {**super()._settings(), "max_length": self.max_length,
+                "characters": self.characters, "max_word_length": self.max_word_length}
+
+    def state(self) -> dict:
+        """Settings, the vocabulary, the character vocabulary and the pre-trained width.
+
+        Returns:
+            A JSON-serialisable dict for :meth:`from_state`.
+        """
+        state = super().state()
+        state["char_vocabulary"] = None if self.char_vocabulary is None \
+            else self.char_vocabulary.tokens
+        return state
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        chars = state.get("char_vocabulary")
+        self.char_vocabulary = None if chars is None else Vocabulary(chars)
 
 
 @FEATURIZERS.register("sentences")
@@ -390,6 +559,11 @@ class SentenceFeaturizer(_VocabularyFeaturizer):
         self.max_length = max_length
         self.max_sentences = max_sentences
         self.max_sentence_length = max_sentence_length
+
+    def _settings(self) -> dict:
+        return {**super()._settings(), "max_length": self.max_length,
+                "max_sentences": self.max_sentences,
+                "max_sentence_length": self.max_sentence_length}
 
     def _sentences(self, texts: list) -> list[list[list[str]]]:
         return [[s[: self.max_sentence_length]

@@ -10,7 +10,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..errors import ConfigError
-from .features import FEATURIZERS
+from .featurizer_registry import FEATURIZERS
 from .inputs import InputSpec, TfidfInput
 
 
@@ -54,6 +54,8 @@ class TfidfFeaturizer:
             raise ValueError(f"'ngram_max' of TfidfFeaturizer must be >= 1, got {ngram_max}")
         if min_df < 1:
             raise ValueError(f"'min_df' of TfidfFeaturizer must be >= 1, got {min_df}")
+        self.settings = {"max_features": max_features, "ngram_max": ngram_max, "min_df": min_df,
+                         "sublinear_tf": sublinear_tf, "lowercase": lowercase}
         self.vectorizer = TfidfVectorizer(
             max_features=max_features, ngram_range=(1, ngram_max), min_df=min_df,
             sublinear_tf=sublinear_tf, lowercase=lowercase, dtype=np.float32,
@@ -74,7 +76,50 @@ class TfidfFeaturizer:
         return SparseRowTable(self.vectorizer.transform([_as_text(t) for t in texts]).tocsr())
 
     def spec(self) -> InputSpec:
-        return InputSpec(kind="tfidf", size=len(self.vectorizer.vocabulary_))
+        return InputSpec(kind="tfidf", size=len(self._require_fitted()))
+
+    def _require_fitted(self) -> dict:
+        vocabulary = getattr(self.vectorizer, "vocabulary_", None)
+        if vocabulary is None:
+            raise RuntimeError("TfidfFeaturizer is not fitted: call fit(train_texts) first")
+        return vocabulary
+
+    def state(self) -> dict:
+        """Settings and the fitted vectorizer: its ``vocabulary_`` (term -> column) and ``idf_``.
+
+        Returns:
+            A JSON-serialisable dict for :meth:`from_state` (floats are written exactly: JSON
+            keeps a Python float's shortest round-trip form).
+        """
+        vocabulary = self._require_fitted()
+        idf = self.vectorizer.idf_
+        return {"featurizer": "tfidf", "settings": dict(self.settings),
+                "vocabulary": {term: int(column) for term, column in vocabulary.items()},
+                "idf": [float(x) for x in idf], "idf_dtype": str(idf.dtype)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TfidfFeaturizer":
+        """A fitted featurizer from :meth:`state`: a ``TfidfVectorizer`` with the same settings
+        whose ``vocabulary_`` and ``idf_`` are set, so ``transform`` is bit-identical.
+
+        Args:
+            state: what :meth:`state` returned (possibly through JSON).
+
+        Returns:
+            The featurizer.
+
+        Raises:
+            ValueError: the state is another featurizer's.
+        """
+        if state.get("featurizer") != "tfidf":
+            raise ValueError("TfidfFeaturizer.from_state needs the state of featurizer 'tfidf', "
+                             f"got {state.get('featurizer')!r}")
+        featurizer = cls(**state["settings"])
+        featurizer.vectorizer.vocabulary_ = {term: int(column)
+                                            for term, column in state["vocabulary"].items()}
+        # the setter builds the TfidfTransformer (norm, smoothing, sublinear tf from the settings)
+        featurizer.vectorizer.idf_ = np.asarray(state["idf"], dtype=state["idf_dtype"])
+        return featurizer
 
 
 def _as_text(text: str | list[str]) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .features import FEATURIZERS
+from .featurizer_registry import FEATURIZERS
 from .inputs import InputSpec
 from .text import TokenTable
 
@@ -143,6 +143,44 @@ class WordPieceFeaturizer:
             raise RuntimeError("WordPieceFeaturizer is not fitted: call fit(train_texts) first")
         return InputSpec(kind="wordpiece", size=self._tokenizer.get_vocab_size(),
                          padding_id=WORDPIECE_PADDING_ID)
+
+    def state(self) -> dict:
+        """Settings and the vocabulary size; the vocabulary itself is the pre-trained model's
+        (read again from its package by :meth:`from_state`).
+
+        Returns:
+            A JSON-serialisable dict for :meth:`from_state`.
+        """
+        if self._tokenizer is None:
+            raise RuntimeError("WordPieceFeaturizer is not fitted: call fit(train_texts) first")
+        return {"featurizer": "wordpiece",
+                "settings": {"max_length": self.max_length, "model": self.model},
+                "vocab_size": self._tokenizer.get_vocab_size()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "WordPieceFeaturizer":
+        """A fitted featurizer from :meth:`state` (loads the model's tokenizer).
+
+        Args:
+            state: what :meth:`state` returned (possibly through JSON).
+
+        Returns:
+            The featurizer.
+
+        Raises:
+            ValueError: the state is another featurizer's, or the installed model's vocabulary
+                has another size than the saved one.
+            ConfigError: the optional model package is not installed.
+        """
+        if state.get("featurizer") != "wordpiece":
+            raise ValueError("WordPieceFeaturizer.from_state needs the state of featurizer "
+                             f"'wordpiece', got {state.get('featurizer')!r}")
+        featurizer = cls(**state["settings"]).fit([])
+        size = featurizer._tokenizer.get_vocab_size()
+        if size != state["vocab_size"]:
+            raise ValueError(f"the saved WordPiece vocabulary has {state['vocab_size']} ids, "
+                             f"the installed {featurizer.model} tokenizer {size}")
+        return featurizer
 
 
 __all__ = ["MODELS", "WordPieceFeaturizer", "WordPieceTable", "model_path", "package_available"]

@@ -2,16 +2,23 @@
 
 Padding-invariant without ``pack_padded_sequence``: see :mod:`textmtl.encoders.layers`.
 
-Stages (for layer-wise mixing between task columns):
+Stages (for layer-wise mixing between task columns), C = ``char_hidden_dim``:
 
-    0            embedding               (B, T, E)
+    0            embedding               (B, T, E), or (B, T, E + 2C) with character features
     1..L         one bi-LSTM layer each  (B, T, 2H)
     L+1          pooling                 (B, 2H)     (absent when pooling="none")
+
+Optional character features (``char_dim > 0``, the ``tokens`` featurizer with
+``characters: true``): a character bi-LSTM reads each word and its final states of both
+directions (2C) are concatenated to the word embedding, as in the tagger of the sluice-network
+paper (Plank et al. 2016's hierarchical bi-LSTM: 100-d character features).
 
 References:
     Hochreiter & Schmidhuber 1997 (LSTM); Liu et al. 2016, "Recurrent Neural Network for Text
     Classification with Multi-Task Learning"; the "LSTM" baseline of the cluster-layer paper
-    (``cluster-layers-ncmtl.txt``, embedding 200).
+    (``cluster-layers-ncmtl.txt``, embedding 200); Plank et al. 2016, "Multilingual
+    Part-of-Speech Tagging with Bidirectional LSTM Models and Auxiliary Loss" (character
+    bi-LSTM); Ruder et al. 2019 (sluice networks).
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from torch import nn
 
 from ..data.inputs import InputSpec, TokenInput
 from . import ENCODERS
-from .base import Encoder
+from .base import Encoder, StageInfo
 from .layers import (AttentionPooling, BiRNNLayer, build_embedding, check_dropout,
-                     check_positive, embed_tokens, masked_pool)
+                     check_positive, embed_tokens, length_mask, masked_pool)
 
 _POOLINGS = ("max", "mean", "last", "attention", "none")
 
@@ -35,7 +42,8 @@ class BiLSTM(Encoder):
     """Bidirectional LSTM encoder over token ids, padding-invariant, one stage per layer.
 
     Args:
-        input_spec: a ``tokens`` spec (vocabulary size, padding id, optional pre-trained vectors).
+        input_spec: a ``tokens`` spec (vocabulary size, padding id, optional pre-trained vectors,
+            character vocabulary size when the featurizer gives character ids).
         embedding_dim: E, width of the word embeddings. Ignored when ``input_spec.pretrained``
             is given: the width is then the pre-trained vectors' width.
         hidden_dim: H, width of each LSTM direction; outputs are 2H wide.
@@ -44,13 +52,17 @@ class BiLSTM(Encoder):
             directions), ``attention`` (Yang et al. 2016 context-vector attention, width 2H),
             or ``none``: return (B, T, 2H) token vectors (``token_level``, for tagging).
         dropout: dropout on every stage output (embeddings, each layer, the pooled vector).
-        freeze_embeddings: keep the embedding table fixed.
+        freeze_embeddings: keep the word embedding table fixed (the character features train).
+        char_dim: width of the character embeddings; 0 (default) uses no character features.
+        char_hidden_dim: C, width of each direction of the character bi-LSTM; each word gets
+            2C character features.
 
     Returns (forward):
         (B, 2H), or (B, T, 2H) with zero rows at padded positions when ``pooling="none"``.
 
     References:
-        Hochreiter & Schmidhuber 1997; Graves & Schmidhuber 2005 (bidirectional RNNs).
+        Hochreiter & Schmidhuber 1997; Graves & Schmidhuber 2005 (bidirectional RNNs);
+        Plank et al. 2016 (character bi-LSTM word features).
     """
 
     input_kind = "tokens"
@@ -58,16 +70,33 @@ class BiLSTM(Encoder):
     def __init__(self, input_spec: InputSpec, *, embedding_dim: int = 200, hidden_dim: int = 100,
                  num_layers: int = 1,
                  pooling: Literal["max", "mean", "last", "attention", "none"] = "max",
-                 dropout: float = 0.0, freeze_embeddings: bool = False) -> None:
+                 dropout: float = 0.0, freeze_embeddings: bool = False, char_dim: int = 0,
+                 char_hidden_dim: int = 50) -> None:
         super().__init__(input_spec)
         check_positive("BiLSTM", embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                       num_layers=num_layers)
+                       num_layers=num_layers, char_hidden_dim=char_hidden_dim)
         check_dropout("BiLSTM", dropout)
         if pooling not in _POOLINGS:
             raise ValueError(f"'pooling' of BiLSTM must be one of {', '.join(_POOLINGS)}, "
                              f"got {pooling!r}")
+        if char_dim < 0:
+            raise ValueError(f"'char_dim' of BiLSTM must be >= 0 (0: no character features), "
+                             f"got {char_dim}")
+        if char_dim > 0 and input_spec.char_vocab_size == 0:
+            raise ValueError("'char_dim' of BiLSTM needs character ids: "
+                             "set features.characters: true")
         self.embedding = build_embedding(input_spec, embedding_dim, freeze_embeddings)
         width = self.embedding.embedding_dim
+        # built only when asked: the default model creates (and draws random numbers for)
+        # exactly the modules it did before character features existed
+        self.char_embedding: nn.Embedding | None = None
+        self.char_layer: BiRNNLayer | None = None
+        if char_dim > 0:
+            self.char_embedding = nn.Embedding(input_spec.char_vocab_size, char_dim,
+                                               padding_idx=0)
+            self.char_layer = BiRNNLayer(char_dim, char_hidden_dim, cell="lstm")
+            width += 2 * char_hidden_dim
+        self.embedding_width = width
         self.layers = nn.ModuleList()
         for _ in range(num_layers):
             self.layers.append(BiRNNLayer(width, hidden_dim, cell="lstm"))
@@ -75,18 +104,40 @@ class BiLSTM(Encoder):
         self.pooling = pooling
         self.attention = AttentionPooling(width, width) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.token_level = pooling == "none"
         self.output_dim = width
 
-    @property
-    def num_stages(self) -> int:
-        return 1 + len(self.layers) + (0 if self.pooling == "none" else 1)
+    def stage_info(self) -> list[StageInfo]:
+        """Embedding (token level), one ``bilstm_i`` layer per layer, then the pooling."""
+        stages = [StageInfo(kind="embedding", width=self.embedding_width, level="token",
+                            name="embedding")]
+        stages += [StageInfo(kind="layer", width=2 * layer.hidden_dim, level="token",
+                             name=f"bilstm_{i + 1}") for i, layer in enumerate(self.layers)]
+        if self.pooling != "none":
+            stages.append(StageInfo(kind="pooling", width=self.output_dim, level="sequence",
+                                    name=f"{self.pooling}_pooling"))
+        return stages
+
+    def stage_parameters(self, index: int) -> list[nn.Parameter]:
+        """Stage 0: word (and character) embeddings and the character bi-LSTM; stage i: layer
+        i's two LSTMs; the pooling stage: the attention's parameters (none for max/mean/last)."""
+        self._check_stage(index)
+        if index == 0:
+            modules = [self.embedding, self.char_embedding, self.char_layer]
+        elif index <= len(self.layers):
+            modules = [self.layers[index - 1]]
+        else:
+            modules = [self.attention]
+        return [p for module in modules if module is not None for p in module.parameters()]
 
     def run_stage(self, index: int, hidden: torch.Tensor | None,
                   inputs: TokenInput) -> torch.Tensor:
+        """Run one stage (see the module docstring for the stages and their shapes)."""
         lengths = inputs.lengths
         if index == 0:
-            h = embed_tokens(self.embedding, inputs.token_ids, inputs.mask())  # (B, T, E)
+            mask = inputs.mask()  # (B, T)
+            h = embed_tokens(self.embedding, inputs.token_ids, mask)  # (B, T, E)
+            if self.char_embedding is not None:
+                h = torch.cat([h, self._character_features(inputs, mask)], dim=2)  # (B, T, E+2C)
         elif index <= len(self.layers):
             h = self.layers[index - 1](hidden, lengths)  # (B, T, 2H)
         elif index == len(self.layers) + 1 and self.pooling != "none":
@@ -94,3 +145,34 @@ class BiLSTM(Encoder):
         else:
             raise IndexError(f"BiLSTM has {self.num_stages} stages, got stage {index}")
         return self.dropout(h)
+
+    def _character_features(self, inputs: TokenInput, mask: torch.Tensor) -> torch.Tensor:
+        """Final states of the character bi-LSTM over each real token; zero on padding.
+
+        Only real tokens are encoded (N of the B*T slots). Each word is a right-padded row of
+        character ids (0 = padding), so the character bi-LSTM is padding-invariant in both the
+        word width W and the sentence length T.
+
+        Args:
+            inputs: the batch; ``inputs.char_ids`` (B, T, W).
+            mask: (B, T) bool, True on real tokens.
+
+        Returns:
+            (B, T, 2C) character features.
+        """
+        if inputs.char_ids is None:
+            raise ValueError("BiLSTM with 'char_dim' > 0 reads character ids, but the batch has "
+                             "none: set features.characters: true")
+        assert self.char_embedding is not None and self.char_layer is not None
+        batch, steps = mask.shape
+        char_ids = inputs.char_ids.to(mask.device)  # (B, T, W)
+        real = torch.nonzero(mask.reshape(-1)).squeeze(1)  # (N,)
+        words = char_ids.reshape(batch * steps, -1).index_select(0, real)  # (N, W)
+        # characters come first in each word; >= 1 so an all-padding word still has a last state
+        word_lengths = (words != 0).sum(dim=1).clamp(min=1)  # (N,)
+        char_mask = length_mask(word_lengths, words.shape[1])  # (N, W)
+        chars = embed_tokens(self.char_embedding, words, char_mask)  # (N, W, char_dim)
+        states = self.char_layer(chars, word_lengths)  # (N, W, 2C)
+        features = masked_pool(states, word_lengths, "last")  # (N, 2C)
+        full = features.new_zeros(batch * steps, features.shape[1])  # (B*T, 2C)
+        return full.index_copy(0, real, features).reshape(batch, steps, -1)  # (B, T, 2C)

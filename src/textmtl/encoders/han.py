@@ -30,7 +30,7 @@ from torch import nn
 
 from ..data.inputs import InputSpec, SentenceInput
 from . import ENCODERS
-from .base import Encoder
+from .base import Encoder, StageInfo
 from .layers import (AttentionPooling, BiRNNLayer, build_embedding, check_dropout,
                      check_positive, embed_tokens, length_mask)
 
@@ -89,14 +89,38 @@ class HAN(Encoder):
             width = 2 * sentence_hidden_dim
         self.sentence_attention = AttentionPooling(width, sentence_attention_dim)
         self.dropout = nn.Dropout(dropout)
+        self.cell = cell
         self.output_dim = width
 
-    @property
-    def num_stages(self) -> int:
-        return len(self.word_layers) + len(self.sentence_layers) + 3
+    def stage_info(self) -> list[StageInfo]:
+        """Word embedding and word layers (sentence_token level), word attention (to sentence
+        vectors), sentence layers (sentence level), sentence attention (to the document)."""
+        rnn = f"bi{self.cell}"
+        stages = [StageInfo(kind="embedding", width=self.embedding.embedding_dim,
+                            level="sentence_token", name="embedding")]
+        stages += [StageInfo(kind="layer", width=2 * layer.hidden_dim, level="sentence_token",
+                             name=f"word_{rnn}_{i + 1}")
+                   for i, layer in enumerate(self.word_layers)]
+        word_width = 2 * self.word_layers[-1].hidden_dim
+        stages.append(StageInfo(kind="pooling", width=word_width, level="sentence",
+                                name="word_attention"))
+        stages += [StageInfo(kind="layer", width=2 * layer.hidden_dim, level="sentence",
+                             name=f"sentence_{rnn}_{i + 1}")
+                   for i, layer in enumerate(self.sentence_layers)]
+        stages.append(StageInfo(kind="pooling", width=self.output_dim, level="sequence",
+                                name="sentence_attention"))
+        return stages
+
+    def stage_parameters(self, index: int) -> list[nn.Parameter]:
+        """The parameters of the stage's module (embedding, a bi-RNN layer or an attention)."""
+        self._check_stage(index)
+        modules = ([self.embedding] + list(self.word_layers) + [self.word_attention]
+                   + list(self.sentence_layers) + [self.sentence_attention])
+        return list(modules[index].parameters())
 
     def run_stage(self, index: int, hidden: torch.Tensor | None,
                   inputs: SentenceInput) -> torch.Tensor:
+        """Run one stage (see the module docstring for the stages and their shapes)."""
         num_word = len(self.word_layers)
         if index == 0:
             mask = inputs.sentence_lengths.to(inputs.token_ids.device)[:, :, None] > torch.arange(

@@ -38,7 +38,7 @@ from ..data.inputs import InputSpec, TokenInput
 from ..data.wordpiece import MODELS, check_model, model_path
 from ..errors import ConfigError
 from . import ENCODERS
-from .base import Encoder
+from .base import Encoder, StageInfo
 from .layers import check_dropout, length_mask
 
 _POOLINGS = ("mean", "cls")
@@ -210,9 +210,24 @@ class MiniLM(Encoder):
             self.requires_grad_(False)
         self.output_dim = hidden
 
-    @property
-    def num_stages(self) -> int:
-        return len(self.layers) + 2
+    def stage_info(self) -> list[StageInfo]:
+        """Embeddings, one ``transformer_i`` stage per layer (token level), then the pooling."""
+        width = self.output_dim
+        stages = [StageInfo(kind="embedding", width=width, level="token", name="embedding")]
+        stages += [StageInfo(kind="layer", width=width, level="token", name=f"transformer_{i + 1}")
+                   for i in range(len(self.layers))]
+        stages.append(StageInfo(kind="pooling", width=width, level="sequence",
+                                name=f"{self.pooling}_pooling"))
+        return stages
+
+    def stage_parameters(self, index: int) -> list[nn.Parameter]:
+        """Stage 0: the input embeddings; stage i: transformer layer i; pooling: none."""
+        self._check_stage(index)
+        if index == 0:
+            return list(self.embeddings.parameters())
+        if index <= len(self.layers):
+            return list(self.layers[index - 1].parameters())
+        return []
 
     def run_stage(self, index: int, hidden: torch.Tensor | None,
                   inputs: TokenInput) -> torch.Tensor:

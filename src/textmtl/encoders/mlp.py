@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.inputs import InputSpec, TfidfInput
 from . import ENCODERS
-from .base import Encoder
+from .base import Encoder, StageInfo
 
 
 @ENCODERS.register("mlp")
@@ -50,11 +50,26 @@ class MLP(Encoder):
         self.dropout = nn.Dropout(dropout)
         self.output_dim = hidden_dims[-1]
 
-    @property
-    def num_stages(self) -> int:
-        return 1 + len(self.hidden_layers)
+    def stage_info(self) -> list[StageInfo]:
+        """One ``layer`` stage per hidden layer, ``hidden_1`` (the bag lookup) first."""
+        widths = [self.input_bias.shape[0]] + [h.out_features for h in self.hidden_layers]
+        return [StageInfo(kind="layer", width=w, level="sequence", name=f"hidden_{i + 1}")
+                for i, w in enumerate(widths)]
+
+    def stage_parameters(self, index: int) -> list[nn.Parameter]:
+        """Stage 0: the (V, H0) bag table and its bias; stage i: ``hidden_layers[i - 1]``."""
+        self._check_stage(index)
+        if index == 0:
+            return [self.input_weight, self.input_bias]
+        return list(self.hidden_layers[index - 1].parameters())
 
     def run_stage(self, index: int, hidden: torch.Tensor | None, inputs: TfidfInput) -> torch.Tensor:
+        """Stage 0 reads the sparse rows, stage i the (B, H_{i-1}) output of stage i - 1.
+
+        Returns:
+            (B, H_i) after ReLU and dropout.
+        """
+        self._check_stage(index)
         if index == 0:
             h = F.embedding_bag(inputs.indices, self.input_weight, inputs.offsets, mode="sum",
                                 per_sample_weights=inputs.weights)  # (B, H0) = x @ W

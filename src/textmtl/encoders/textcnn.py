@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.inputs import InputSpec, TokenInput
 from . import ENCODERS
-from .base import Encoder
+from .base import Encoder, StageInfo
 from .layers import build_embedding, check_dropout, check_positive, embed_tokens, length_mask
 
 
@@ -68,12 +68,23 @@ class TextCNN(Encoder):
         self.dropout = nn.Dropout(dropout)
         self.output_dim = num_filters * len(filter_widths)
 
-    @property
-    def num_stages(self) -> int:
-        return 2
+    def stage_info(self) -> list[StageInfo]:
+        """The embedding (token level), then convolutions + max-over-time (a pooling stage:
+        it reduces the token level to one vector per row)."""
+        return [StageInfo(kind="embedding", width=self.embedding.embedding_dim, level="token",
+                          name="embedding"),
+                StageInfo(kind="pooling", width=self.output_dim, level="sequence",
+                          name="convolution_max_pooling")]
+
+    def stage_parameters(self, index: int) -> list[nn.Parameter]:
+        """Stage 0: the embedding table; stage 1: every convolution."""
+        self._check_stage(index)
+        module = self.embedding if index == 0 else self.convolutions
+        return list(module.parameters())
 
     def run_stage(self, index: int, hidden: torch.Tensor | None,
                   inputs: TokenInput) -> torch.Tensor:
+        """Stage 0: (B, T, E) embeddings; stage 1: (B, F * len(filter_widths)) pooled features."""
         mask = inputs.mask()  # (B, T)
         if index == 0:
             return self.dropout(embed_tokens(self.embedding, inputs.token_ids, mask))  # (B, T, E)

@@ -27,7 +27,7 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
     ``device``: "auto" (CUDA when present), "cpu", "cuda[:N]"; ``models_per_call``: models
     trained side by side per engine call (default: 1 on a CPU, 64 on a GPU).
     """
-    from ..training.trainer import resolve_device
+    from ..training.runtime import resolve_device
 
     device = str(resolve_device(device, key="--device"))
     if models_per_call is None:

@@ -5,6 +5,13 @@ from .base import SharingMethod, TaskSpec
 
 SHARING: Registry[SharingMethod] = Registry("sharing")
 
-from . import single_task, hard, cross_stitch  # noqa: E402,F401  (registration side effects)
+from . import (  # noqa: E402,F401  (registration side effects)
+    cross_stitch,
+    entropy_minimization,
+    hard,
+    low_supervision,
+    single_task,
+    soft,
+)
 
 __all__ = ["SHARING", "SharingMethod", "TaskSpec"]

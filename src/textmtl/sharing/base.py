@@ -1,18 +1,33 @@
 """The sharing-method contract: how K tasks share parameters.
 
 A sharing method is an ``nn.Module`` built from the task specs and an encoder factory. One
-``forward`` receives the rows of *every* task trained in the step as one combined batch, with
-``task_index`` saying which task each row belongs to, and returns logits over each row's own
-label space. This lets methods that need inputs from all tasks at once (adversarial
-shared-private, cluster layers, recurrent fusion) plug in without trainer changes.
+``forward(batch)`` receives the rows of *every* task trained in the step as one combined
+:class:`~textmtl.data.batching.Batch` (``batch.task_index`` says which task each row belongs to;
+the batch also says which rows are labelled, where they came from and, for Type-III methods,
+which collection they belong to) and returns logits over each row's own label space. Methods
+that need inputs from all tasks at once (adversarial shared-private, cluster layers, recurrent
+fusion) plug in without trainer changes.
 
-The trainer only asks about capabilities, never names:
+What the trainer, the weightings, the regularisers and the analysis may rely on (they ask about
+capabilities, never names):
 
-- ``shared_parameters()`` / ``task_parameters(task)``: for weightings, regularisers, analysis;
-- ``extra_losses()``: named scalar losses computed in the last ``forward`` (adversarial loss,
-  orthogonality, clustering penalty), added to the weighted task loss;
-- ``on_step_end(step)``: a hook after each optimiser step (e.g. re-clustering task weights);
-- ``needs_grads``: True when the method wants per-task gradients (gradient-based methods).
+- three parameter groups: ``shared_parameters()`` (trained by several tasks),
+  ``task_parameters(task)`` (one task's), ``method_parameters()`` (mixers, adversaries,
+  memories, cluster centres); disjoint, and together all parameters;
+- ``param_groups()``: optimiser groups, each ``{"params": [...], "name": str}`` with an
+  optional ``"lr_scale"`` (e.g. a larger learning rate for cross-stitch α);
+- ``extra_losses()``: named scalar losses of the last ``forward`` (adversarial loss,
+  orthogonality, entropy on unlabelled rows; named in ``extra_loss_names``), weighted by the
+  method entry's ``loss_weights`` and added to the weighted task loss;
+- ``penalties()``: named penalties on the parameters (the regularisers'), once per step;
+- ``on_step_end(state)`` / ``on_epoch_end(state)``: hooks with a
+  :class:`~textmtl.training.state.TrainState`;
+- ``evaluation_plan(split_sizes, batch_size)``: which rows go into each evaluation batch;
+- ``export_state()`` / ``load_exported_state(state)``: what a saved model keeps;
+- capability flags (class attributes): ``trains_tasks_separately`` (the experiment trains each
+  task alone, with its own early stopping: single-task learning), ``rows_interact`` (a row's
+  output depends on the other rows of its collection), ``needs_every_task_per_step``,
+  ``needs_collections``, ``needs_unlabelled_rows``.
 
 Constructor contract: ``__init__(self, tasks, encoder_factory, *, ...config...)``.
 """
@@ -20,18 +35,27 @@ Constructor contract: ``__init__(self, tasks, encoder_factory, *, ...config...)`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal, Sequence
 
 import torch
 from torch import nn
 
-from ..data.inputs import EncoderInput
+from ..data.batching import Batch, EvaluationChunk, per_task_plan
 from ..encoders.base import Encoder
+
+if TYPE_CHECKING:
+    from ..training.state import TrainState
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a sharing method needs to know about a task."""
+    """What a sharing method needs to know about a task.
+
+    Attributes:
+        name: the task name.
+        num_classes: size of its label space.
+        level: ``sequence`` (one label per text) or ``token`` (one label per token: tagging).
+    """
 
     name: str
     num_classes: int
@@ -44,7 +68,12 @@ EncoderFactory = Callable[[], Encoder]
 class SharingMethod(nn.Module):
     """Base class of sharing methods."""
 
-    needs_grads: ClassVar[bool] = False
+    trains_tasks_separately: ClassVar[bool] = False
+    rows_interact: ClassVar[bool] = False
+    needs_every_task_per_step: ClassVar[bool] = False
+    needs_collections: ClassVar[bool] = False
+    needs_unlabelled_rows: ClassVar[bool] = False
+    extra_loss_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
         super().__init__()
@@ -55,14 +84,17 @@ class SharingMethod(nn.Module):
             raise ValueError(f"task names must be unique, got {names}")
         self.tasks = list(tasks)
         self.task_names = names
+        self.regularizers: list = []
         self._extra_losses: dict[str, torch.Tensor] = {}
 
     def task_id(self, name: str) -> int:
         return self.task_names.index(name)
 
-    def forward(self, inputs: EncoderInput, task_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         """Logits (B, C_max) or (B, T, C_max); classes beyond a row's task are masked."""
         raise NotImplementedError
+
+    # -- parameter groups -------------------------------------------------------------------
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters that more than one task trains."""
@@ -80,10 +112,10 @@ class SharingMethod(nn.Module):
     def task_named_parameters(self, task: str) -> dict[str, nn.Parameter]:
         """The parameters of ``task`` under names that are the same for every task.
 
-        The name of a parameter inside a per-task container (``encoders.3.input_weight``,
-        ``heads.heads.3.weight``) loses its task index (``encoders.input_weight``,
-        ``heads.heads.weight``), so regularisers can stack the same layer of every task into
-        one (K, P) matrix.
+        The name of a parameter inside a per-task container (``encoders.3.hidden_layers.0.weight``,
+        ``heads.heads.3.weight``) loses its task index, its first index component
+        (``encoders.hidden_layers.0.weight``, ``heads.heads.weight``), so regularisers can stack
+        the same layer of every task into one (K, P) matrix.
         """
         k = self.task_id(task)
         own = {id(p) for p in self.task_parameters(task)}
@@ -96,9 +128,37 @@ class SharingMethod(nn.Module):
                 named[".".join(parts)] = parameter
         return named
 
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups (trainable parameters only, in ``parameters()`` order)."""
+        return [{"name": "model", "params": [p for p in self.parameters() if p.requires_grad]}]
+
+    # -- losses and hooks -------------------------------------------------------------------
+
     def extra_losses(self) -> dict[str, torch.Tensor]:
         """Named auxiliary losses of the last ``forward`` (empty for most methods)."""
         return dict(self._extra_losses)
 
-    def on_step_end(self, step: int) -> None:
+    def penalties(self) -> dict[str, torch.Tensor]:
+        """Named parameter penalties (the configured regularisers), computed once per step."""
+        return {regularizer.name: regularizer.penalty(self) for regularizer in self.regularizers}
+
+    def on_step_end(self, state: "TrainState") -> None:
         """Called after every optimiser step."""
+
+    def on_epoch_end(self, state: "TrainState") -> None:
+        """Called after every epoch, before the dev evaluation."""
+
+    # -- evaluation and saving --------------------------------------------------------------
+
+    def evaluation_plan(self, split_sizes: Sequence[int], batch_size: int) -> list[EvaluationChunk]:
+        """Which rows each evaluation batch holds and which it scores (default: each task's
+        rows alone). Methods whose rows interact override it with a documented rule."""
+        return per_task_plan(split_sizes, batch_size)
+
+    def export_state(self) -> dict:
+        """What a saved model keeps (default: the whole state dict)."""
+        return self.state_dict()
+
+    def load_exported_state(self, state: dict) -> None:
+        """Restore what :meth:`export_state` returned."""
+        self.load_state_dict(state)

@@ -18,10 +18,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.inputs import EncoderInput
+from ..data.batching import Batch
 from . import SHARING
 from .base import EncoderFactory, SharingMethod, TaskSpec
 from .heads import TaskHeads
+from .stages import head_sources, head_widths, read_stage
 
 
 @SHARING.register("cross_stitch")
@@ -32,23 +33,33 @@ class CrossStitch(SharingMethod):
         self_weight: initial alpha[k, k]; the rest of each row, ``1 - self_weight``, is split
             evenly over the other tasks, so every row of alpha starts as a convex combination
             (Misra et al. found 0.9 / 0.1 works best).
+        alpha_lr_scale: the learning rate of the α matrices is the base rate times this.
+            Misra et al. train cross-stitch units with a learning rate 10^2-10^3 times the
+            base network's (they are few parameters, and with the base rate they barely move);
+            the default 1 keeps the base rate (our FDU-MTL table).
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
-                 self_weight: float = 0.9) -> None:
+                 self_weight: float = 0.9, alpha_lr_scale: float = 1.0) -> None:
         super().__init__(tasks, encoder_factory)
         if not 0.0 <= self_weight <= 1.0:
             raise ValueError(f"'self_weight' of CrossStitch must be in [0, 1], got {self_weight}")
+        if alpha_lr_scale <= 0:
+            raise ValueError(f"'alpha_lr_scale' of CrossStitch must be > 0, got {alpha_lr_scale}")
+        self.alpha_lr_scale = alpha_lr_scale
         self.encoders = nn.ModuleList(encoder_factory() for _ in tasks)
-        self.heads = TaskHeads(tasks, self.encoders[0].output_dim)
+        self.sources = head_sources(self.encoders[0], tasks)
+        self.heads = TaskHeads(tasks, head_widths(self.encoders[0], self.sources))
         k = len(tasks)
         other = (1.0 - self_weight) / (k - 1) if k > 1 else 0.0
         init = torch.full((k, k), other)
         init.fill_diagonal_(self_weight if k > 1 else 1.0)
-        num_stages = self.encoders[0].num_stages
+        # mixing after every stage a head may read (all up to the deepest source)
+        num_stages = max(s.stage for s in self.sources) + 1
         self.alphas = nn.Parameter(init.repeat(num_stages, 1, 1))  # (stages, K, K)
 
-    def forward(self, inputs: EncoderInput, task_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
+        inputs = batch.inputs
         hidden: list[torch.Tensor | None] = [None] * len(self.encoders)
         for stage in range(self.alphas.shape[0]):
             outputs = torch.stack([
@@ -57,15 +68,29 @@ class CrossStitch(SharingMethod):
             ])  # (K, B, ...)
             mixed = torch.einsum("kj,j...->k...", self.alphas[stage], outputs)  # (K, B, ...)
             hidden = list(mixed.unbind(0))
-        columns = torch.stack(hidden)  # (K, B, D) or (K, B, T, D)
-        rows = torch.arange(task_index.shape[0], device=task_index.device)
-        own = columns[task_index, rows]  # (B, D): each row from its own task's column
-        return self.heads(own, task_index)
+        if all(not s.pool for s in self.sources):
+            columns = torch.stack(hidden)  # (K, B, D) or (K, B, T, D)
+            rows = torch.arange(batch.size, device=batch.task_index.device)
+            own = columns[batch.task_index, rows]  # (B, D): each row from its own task's column
+            return self.heads(own, batch.task_index)
+        # some tasks pool a token-level column: each task reads its own column, as it reads it
+        read = [read_stage(self.encoders[k], hidden[k], inputs, self.sources[k])
+                for k in range(len(self.encoders))]
+        return self.heads(read, batch.task_index)
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        # alpha couples the columns; each column's encoder is trained by every task through it
+        # each column is its task's; the α that couple them are the method's own parameters
+        return []
+
+    def method_parameters(self) -> list[nn.Parameter]:
         return [self.alphas]
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         k = self.task_id(task)
         return list(self.encoders[k].parameters()) + self.heads.task_parameters(k)
+
+    def param_groups(self) -> list[dict]:
+        others = [p for p in self.parameters() if p.requires_grad and p is not self.alphas]
+        return [{"name": "columns", "params": others},
+                {"name": "cross_stitch_alpha", "params": [self.alphas],
+                 "lr_scale": self.alpha_lr_scale}]

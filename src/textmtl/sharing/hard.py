@@ -12,10 +12,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.inputs import EncoderInput
+from ..data.batching import Batch
 from . import SHARING
 from .base import EncoderFactory, SharingMethod, TaskSpec
 from .heads import TaskHeads
+from .stages import head_sources, head_widths, reads_final_output, run_for_heads
 
 
 @SHARING.register("hard")
@@ -25,10 +26,18 @@ class HardSharing(SharingMethod):
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
         super().__init__(tasks, encoder_factory)
         self.encoder = encoder_factory()
-        self.heads = TaskHeads(tasks, self.encoder.output_dim)
+        self.sources = head_sources(self.encoder, tasks, self.task_stages())
+        self.heads = TaskHeads(tasks, head_widths(self.encoder, self.sources))
+        self._fast = reads_final_output(self.encoder, self.sources)
 
-    def forward(self, inputs: EncoderInput, task_index: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.encoder(inputs), task_index)
+    def task_stages(self) -> dict[str, int]:
+        """Task name -> encoder stage its head reads (none: every task reads its default)."""
+        return {}
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self._fast:  # every head reads the final output: one tensor, one matmul
+            return self.heads(self.encoder(batch.inputs), batch.task_index)
+        return self.heads(run_for_heads(self.encoder, batch.inputs, self.sources), batch.task_index)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

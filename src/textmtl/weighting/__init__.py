@@ -5,6 +5,6 @@ from .base import LossWeighting
 
 WEIGHTINGS: Registry[LossWeighting] = Registry("weighting")
 
-from . import fixed, uncertainty  # noqa: E402,F401  (registration side effects)
+from . import dwa, fixed, gradnorm, jacobian, uncertainty  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["WEIGHTINGS", "LossWeighting"]

@@ -19,6 +19,9 @@ class FixedWeights(LossWeighting):
         default: lambda of tasks not in ``weights``.
     """
 
+    #: parameters whose keys are task names (checked against the experiment's tasks)
+    task_references = ("weights",)
+
     def __init__(self, task_names: Sequence[str], *, weights: dict[str, float] = {},
                  default: float = 1.0) -> None:
         super().__init__(task_names)

@@ -1,0 +1,15 @@
+"""Regularisers over the aligned task parameter matrices (K x P). One file per penalty.
+
+A sharing method nests them in its config and adds ``penalty(model)`` to its extra losses.
+"""
+
+from ..registry import Registry
+from .base import Regularizer, aligned_task_parameters
+
+# base=Regularizer: arguments annotated Regularizer (e.g. a sharing method's `regularizers`)
+# are built from their configs by this registry
+REGULARIZERS: Registry[Regularizer] = Registry("regularizer", base=Regularizer)
+
+from . import l2_to_mean  # noqa: E402,F401  (registration side effects)
+
+__all__ = ["REGULARIZERS", "Regularizer", "aligned_task_parameters"]

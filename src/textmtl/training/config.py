@@ -1,0 +1,89 @@
+"""Optimisation, early stopping and model selection settings (the ``training:`` section).
+
+Kept apart from the training loop so that reading a config imports neither torch nor any
+component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigError
+
+AVERAGE = "average"
+#: ``select_metric`` value that picks each task's own default metric (accuracy for
+#: classification and POS-like tagging, chunk span-F1 for BIO tagging)
+AUTO = "auto"
+#: the metrics a task can be selected on (see :mod:`textmtl.training.metrics`)
+SELECTABLE_METRICS = ("accuracy", "macro_f1", "span_f1")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, early stopping and model selection settings.
+
+    Attributes:
+        optimizer: "adam" or "sgd".
+        lr: learning rate (a method's parameter groups may scale it, e.g. cross-stitch α).
+        momentum: SGD momentum.
+        weight_decay: L2 penalty of the optimiser.
+        lr_decay: the learning rate is multiplied by this after every epoch (1: constant).
+        batch_size: rows per task per batch.
+        max_epochs: upper bound on epochs.
+        patience: stop after this many epochs without a better dev score (0: never stop early).
+        clip_norm: clip the global gradient norm to this (None: no clipping).
+        select_on: "average" (mean over tasks) or a task name: whose dev metric selects the
+            best epoch and drives early stopping.
+        select_metric: "auto" (each task's default metric), one metric name for every task
+            ("accuracy", "macro_f1", "span_f1"), or a mapping task name -> metric name (tasks
+            not named use their default).
+        eval_batch_size: rows per evaluation batch.
+        device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+        threads: torch CPU threads (None: torch's default).
+        progress: show a progress bar.
+    """
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 5
+    clip_norm: float | None = 5.0
+    select_on: str = AVERAGE
+    select_metric: str | dict[str, str] = AUTO
+    eval_batch_size: int = 512
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Check the values that need no task names (those are checked with the tasks)."""
+        metrics = list(self.select_metric.values()) if isinstance(self.select_metric, dict) \
+            else [self.select_metric]
+        allowed = (AUTO,) + SELECTABLE_METRICS
+        checks = [
+            (self.lr > 0, "lr", "> 0", self.lr),
+            (self.batch_size >= 1, "batch_size", ">= 1", self.batch_size),
+            (self.max_epochs >= 1, "max_epochs", ">= 1", self.max_epochs),
+            (self.patience >= 0, "patience", ">= 0", self.patience),
+            (0 < self.lr_decay <= 1, "lr_decay", "in (0, 1]", self.lr_decay),
+            (self.clip_norm is None or self.clip_norm > 0, "clip_norm", "> 0 or null", self.clip_norm),
+            (all(m in allowed for m in metrics), "select_metric",
+             f"one of {', '.join(allowed)} (or a mapping task -> metric)", self.select_metric),
+            (self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'", self.optimizer),
+            (self.eval_batch_size >= 1, "eval_batch_size", ">= 1", self.eval_batch_size),
+            (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
+        ]
+        for ok, key, expected, got in checks:
+            if not ok:
+                raise ConfigError(f"'training.{key}' must be {expected}, got {got!r}")
+
+    def metric_of(self, task: str, default: str) -> str:
+        """The dev metric that selects epochs for ``task`` (``default``: the task's own)."""
+        chosen = self.select_metric.get(task, AUTO) if isinstance(self.select_metric, dict) \
+            else self.select_metric
+        return default if chosen == AUTO else chosen
