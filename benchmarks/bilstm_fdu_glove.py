@@ -4,7 +4,7 @@ The model and data are those of ``configs/fdu_mtl_bilstm_glove.yaml`` (16 domain
 featurizer with max_length 400 and GloVe 6B 50d, ``bilstm`` hidden 100 with max pooling, hard
 sharing, ``every_task`` sampler with 32 rows per domain per step, Adam lr 1e-3, clipping 5.0),
 built with textmtl's own functions (``featurize``, ``build_model``, ``bucketed_stream_order``,
-``TaskStreams``, ``MultiTaskData.batch``, ``task_losses``, ``build_optimizer``), so a step here
+``TaskStreams``, ``MultiTaskData.batch``, ``train_step``, ``build_optimizer``), so a step here
 is a step of ``textmtl run``. Only training steps are timed (no featurization, no evaluation).
 
 ``--max-steps M`` times the first M steps of the epoch (after one untimed warm-up step) and
@@ -40,7 +40,8 @@ from textmtl.config import load_config
 from textmtl.data.samplers import SAMPLERS, TaskStreams
 from textmtl.experiment import bucketed_stream_order, build_model, featurize, load_experiment_tasks
 from textmtl.encoders.layers import BiRNNLayer
-from textmtl.training.trainer import build_optimizer, seed_everything, task_losses
+from textmtl.training.runtime import seed_everything
+from textmtl.training.step import build_optimizer, train_step
 from textmtl.weighting import WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,11 +71,14 @@ def main() -> None:
     weighting = WEIGHTINGS.build(config.weighting.name, data.task_names,
                                  params=config.weighting.params, where="weighting")
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(parameters, config.training)
+    training = config.training
+    optimizer = build_optimizer(model.param_groups(), training.optimizer, training.lr,
+                                training.momentum, training.weight_decay)
     rng = seed_everything(args.seed)
     batch_size = config.training.batch_size
     streams = TaskStreams(data.train_sizes(), rng, bucketed_stream_order(data, batch_size))
-    sampler = SAMPLERS.build(config.sampler.name, params=config.sampler.params, where="sampler")
+    sampler = SAMPLERS.build(config.sampler.name, data.task_names, params=config.sampler.params,
+                             where="sampler")
     plan = sampler.plan_epoch(data.train_sizes(), batch_size, rng)
     print(f"{len(tasks)} tasks, vocabulary {data.spec.size}, embedding width "
           f"{model.encoder.embedding.embedding_dim}; featurized in {featurize_s:.1f} s; "
@@ -82,15 +86,10 @@ def main() -> None:
 
     def step(parts) -> tuple[float, int, int]:
         start = time.perf_counter()
-        inputs, task_index, labels = data.batch("train", parts)
-        logits = model(inputs, task_index)
-        total = weighting.combine(task_losses(logits, labels, task_index, data.task_names))
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, config.training.clip_norm)
-        optimizer.step()
-        padded = inputs.token_ids.numel()
-        return time.perf_counter() - start, padded, int(inputs.lengths.sum())
+        batch = data.batch("train", parts)
+        train_step(model, weighting, [batch], optimizer, parameters, config.training.clip_norm)
+        padded = batch.inputs.token_ids.numel()
+        return time.perf_counter() - start, padded, int(batch.inputs.lengths.sum())
 
     rnn_layers = [m for m in model.modules() if isinstance(m, BiRNNLayer)]
 
@@ -102,7 +101,7 @@ def main() -> None:
     # ours: the library default, length groups of BiRNNLayer.group_rows rows (same outputs)
     variants = {"one_padded_batch": None, "length_groups": BiRNNLayer.group_rows}
     model.train()
-    batches = [[(k, streams.take(k, n)) for k, n in parts] for parts in plan]
+    batches = [[(k, streams.take(k, n)) for k, n, _ in parts] for parts in plan]
     for group_rows in variants.values():  # warm-up, untimed
         set_grouping(group_rows)
         step(batches[-1])

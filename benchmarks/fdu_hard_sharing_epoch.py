@@ -20,8 +20,10 @@ process, with the settings of ``configs/fdu_mtl_tfidf_mlp.yaml`` (TF-IDF: 10,000
   bookkeeping, ``rep_grad`` (off for EW) and the evaluation after each epoch.
 * ours: ``textmtl``'s ``HardSharing`` built by ``textmtl.experiment.build_model`` (the ``mlp``
   encoder's bag lookup run once on the combined batch of all 16 tasks, the batched
-  ``TaskHeads``), the trainer's step (``MultiTaskData.batch``, ``task_losses``, the ``fixed``
-  weighting, ``build_optimizer``: fused Adam, gradient clipping at the config's 5.0).
+  ``TaskHeads``), and the trainer's own step: ``textmtl.training.step.train_step`` (the same
+  function ``train`` calls: forward, ``task_losses``, extra losses and penalties, the
+  ``fixed`` weighting's backward, gradient clipping at the config's 5.0, fused Adam from the
+  method's ``param_groups()``), on batches from ``MultiTaskData.batch``.
 
 Timed: the training steps of an epoch only (batch building, forward, backward, clipping,
 optimizer step); featurization and evaluation are excluded. The two implementations take their
@@ -58,7 +60,8 @@ from torch import nn
 from textmtl.config import load_config
 from textmtl.data.samplers import SAMPLERS, TaskStreams
 from textmtl.experiment import build_model, featurize, load_experiment_tasks
-from textmtl.training.trainer import build_optimizer, seed_everything, task_losses
+from textmtl.training.runtime import seed_everything
+from textmtl.training.step import build_optimizer, task_losses, train_step
 from textmtl.weighting import WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,24 +136,21 @@ class Ours:
         self.weighting = WEIGHTINGS.build(config.weighting.name, data.task_names,
                                           params=config.weighting.params, where="weighting")
         self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.parameters, config.training)
+        training = config.training
+        self.optimizer = build_optimizer(model.param_groups(), training.optimizer, training.lr,
+                                         training.momentum, training.weight_decay)
 
     def losses(self, parts) -> dict[str, torch.Tensor]:
-        inputs, task_index, labels = self.data.batch("train", parts)
-        logits = self.model(inputs, task_index)
-        return task_losses(logits, labels, task_index, self.data.task_names)
+        batch = self.data.batch("train", parts)
+        return task_losses(self.model(batch), batch.labels, batch.task_index, self.data.task_names)
 
     def step(self, parts) -> tuple[float, float]:
         start = time.perf_counter()
-        losses = self.losses(parts)
-        total = self.weighting.combine(losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.config.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.parameters, self.config.clip_norm)
-        self.optimizer.step()
+        # the batch is built inside the timed step, as the trainer does
+        losses = train_step(self.model, self.weighting, [self.data.batch("train", parts)],
+                            self.optimizer, self.parameters, self.config.clip_norm)
         seconds = time.perf_counter() - start
-        return seconds, float(np.mean([loss.item() for loss in losses.values()]))
+        return seconds, float(np.mean(list(losses.tasks.values())))
 
 
 def copy_weights(ours, reference: LibMTLStyleHPS, task_names: list[str]) -> None:
@@ -222,13 +222,14 @@ def main() -> None:
     reference = Reference(reference_model, data, labels)
 
     rng = seed_everything(args.seed)
-    sampler = SAMPLERS.build(config.sampler.name, params=config.sampler.params, where="sampler")
+    sampler = SAMPLERS.build(config.sampler.name, data.task_names, params=config.sampler.params,
+                             where="sampler")
     streams = TaskStreams(data.train_sizes(), rng)
     batch_size = config.training.batch_size
 
     def epoch_plan():
         plan = sampler.plan_epoch(data.train_sizes(), batch_size, rng)
-        return [[(k, streams.take(k, n)) for k, n in parts] for parts in plan]
+        return [[(k, streams.take(k, n)) for k, n, _ in parts] for parts in plan]
 
     plans = [epoch_plan() for _ in range(args.epochs)]
     check = check_first_step(ours, reference, plans[0][0])
