@@ -54,8 +54,8 @@ def _mention_partial_runs(config) -> None:
 def _read_inputs(path: str, task_kind: str, text_column: str, label_column: str | None):
     """Texts (and labels, when ``label_column`` is given) of a prediction or evaluation file.
 
-    ``.txt`` (or any other suffix): one text per line; for tagging, tokens separated by
-    spaces (and for evaluation ``token/LABEL`` pairs... not supported: use JSONL). CSV, TSV,
+    ``.txt`` (or any other suffix): one text per line (for tagging, tokens separated by
+    spaces); labelled files for evaluation must be CSV, TSV or JSONL. CSV, TSV,
     JSONL: the ``text_column`` (and ``label_column``) of each row; a tagging row's text is a
     list of tokens (JSONL) or a space-separated string, its label a list or a space-separated
     string.
@@ -129,10 +129,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .model import load
 
     model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device)
-    kind = model.tasks[model.task_names.index(args.task)]["kind"] if args.task in model.task_names \
-        else "classification"
-    model._task(args.task)  # unknown task: a one-line error listing the model's tasks
-    texts, _ = _read_inputs(args.input, kind, args.text_column, None)
+    _, info = model._task(args.task)  # unknown task: a one-line error listing the model's tasks
+    texts, _ = _read_inputs(args.input, info["kind"], args.text_column, None)
     predictions = model.predict(args.task, texts)
     lines = [json.dumps({"text": text, **p.as_dict()}, ensure_ascii=False)
              for text, p in zip(texts, predictions)]

@@ -10,7 +10,6 @@ import torch
 from textmtl.data.batching import MultiTaskData
 from textmtl.data.features import FEATURIZERS
 from textmtl.data.samplers import SAMPLERS
-from textmtl.data.tasks import Split, Task
 from textmtl.encoders import ENCODERS
 from textmtl.errors import ConfigError
 from textmtl.regularizers.l2_to_mean import L2ToMean
@@ -21,20 +20,7 @@ from textmtl.training.trainer import train
 from textmtl.weighting import WEIGHTINGS
 
 from .helpers import TINY_ENCODER_PARAMS, featurized
-
-
-def tagging_task(name, num_tags, seed, sizes=(30, 10, 10)):
-    """Each word's tag is a fixed function of the word."""
-    rng = np.random.default_rng(seed)
-    splits = []
-    for size in sizes:
-        texts, labels = [], []
-        for _ in range(size):
-            words = [f"t{int(i)}" for i in rng.integers(0, 12, size=int(rng.integers(2, 9)))]
-            texts.append(words)
-            labels.append([int(w[1:]) % num_tags for w in words])
-        splits.append(Split(texts, labels))
-    return Task(name, tuple(f"TAG{i}" for i in range(num_tags)), *splits, kind="tagging")
+from .test_training import token_task as tagging_task
 
 
 def factory(name, data, **params):
