@@ -1,9 +1,9 @@
 """The ``textmtl`` command.
 
-    textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume RUN_DIR]
+    textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]]
     textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
-    textmtl datasets [--data-dir DIR] [--verify]
+    textmtl datasets [--data-dir DIR] [--verify] [--download]
     textmtl describe
     textmtl study 20ng [--problem related|unrelated|both] [--seeds N] [--quick] [--scheduler ADDRESS] [--db PATH]
     textmtl advise --main TASK --aux TASK
@@ -14,7 +14,9 @@ User errors (bad config, bad data) print one line on stderr and exit with status
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from . import __version__
@@ -30,10 +32,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     if args.no_progress:
         config.training.progress = False
-    if not args.resume:
+    resume = args.resume
+    if resume == LATEST:
+        resume = _latest_partial_run(config)
+    if not resume:
         _mention_partial_runs(config)
     result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
-                            resume=args.resume)
+                            resume=resume)
     print()
     print(result.table.markdown())
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
@@ -42,13 +47,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mention_partial_runs(config) -> None:
+#: ``--resume`` without a folder: the newest incomplete run of the config
+LATEST = "latest"
+
+
+def _partial_runs(config) -> list:
     from pathlib import Path
 
-    stale = sorted(Path(config.output_dir).glob(f"{config.name}-*.partial"))
+    # oldest first; the timestamp in the name sorts like the time
+    return sorted(Path(config.output_dir).glob(f"{config.name}-*.partial"))
+
+
+def _latest_partial_run(config):
+    from .errors import ConfigError
+
+    stale = _partial_runs(config)
+    if not stale:
+        raise ConfigError(f"--resume: no incomplete run of {config.name!r} in {config.output_dir}; "
+                          "expected a <name>-<time>.partial folder (or give the folder)")
+    print(f"resuming {stale[-1]}", file=sys.stderr)
+    return stale[-1]
+
+
+def _mention_partial_runs(config) -> None:
+    stale = _partial_runs(config)
     if stale:
-        print(f"note: {len(stale)} incomplete run(s) of {config.name!r} exist, e.g. {stale[-1]}; "
-              f"continue one with --resume {stale[-1]}", file=sys.stderr)
+        print(f"note: {len(stale)} incomplete run(s) of {config.name!r} exist, the newest "
+              f"{stale[-1]}; continue it with --resume (or --resume FOLDER)", file=sys.stderr)
 
 
 def _read_inputs(path: str, task_kind: str, text_column: str, label_column: str | None):
@@ -75,20 +100,30 @@ def _read_inputs(path: str, task_kind: str, text_column: str, label_column: str 
     rows: list[tuple[object, object]] = []
     if suffix in (".csv", ".tsv", ".tab"):
         delimiter = "," if suffix == ".csv" else "\t"
+        from .data.corpora.user_files import MAX_FIELD_CHARS
+
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))  # long documents
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                             quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file; expected a header line and one text per row")
-        wanted = [text_column] + ([label_column] if label_column else [])
-        for column in wanted:
-            if column not in header:
-                raise DataError(f"{path}: missing column {column!r}; found columns: {', '.join(header)}")
-        for line, fields in enumerate(reader, start=2):
-            if len(fields) != len(header):
-                raise DataError(f"{path}: line {line} has {len(fields)} fields, expected {len(header)}")
-            rows.append((fields[header.index(text_column)],
-                         fields[header.index(label_column)] if label_column else None))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: empty file; expected a header line and one text per row")
+            wanted = [text_column] + ([label_column] if label_column else [])
+            for column in wanted:
+                if column not in header:
+                    raise DataError(f"{path}: missing column {column!r}; found columns: {', '.join(header)}")
+                if header.count(column) > 1:
+                    raise DataError(f"{path}: the header names column {column!r} twice; "
+                                    "expected unique column names")
+            for fields in reader:
+                if len(fields) != len(header):
+                    raise DataError(f"{path}: line {reader.line_num} has {len(fields)} fields, "
+                                    f"expected {len(header)}")
+                rows.append((fields[header.index(text_column)],
+                             fields[header.index(label_column)] if label_column else None))
+        except csv.Error as error:
+            raise DataError(f"{path}: line {reader.line_num} is not valid CSV/TSV ({error})") from None
     elif suffix in (".jsonl", ".ndjson"):
         for line, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
@@ -165,21 +200,41 @@ DATASET_VARIANTS = {"sst": [{"variant": "sst1"}, {"variant": "sst2"}],
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
+    """List every built-in dataset; only ``--download`` fetches the missing ones.
+
+    Listing is a question ("what do I have?"), so by default nothing is downloaded: a dataset
+    found nowhere is reported as such, with the two ways to get it.
+    """
+    from pathlib import Path
+
     from .data.datasets import DATASETS, dataset_summary
-    from .data.store import verify_dataset
+    from .data.store import locate, verify_dataset
+    from .errors import DataError
 
     status = 0
     for name in DATASETS.names():
         if name == "user_files":
             continue
         try:
+            location = locate(name, args.data_dir, download=args.download)
+        except DataError as error:
+            if args.download:
+                print(f"{name}: not available ({error})")
+            elif args.data_dir and not Path(args.data_dir).expanduser().is_dir():
+                raise  # a mistyped --data-dir: one error line, not "not found" for every dataset
+            else:
+                print(f"{name}: not found (run textmtl datasets --download, or set --data-dir)")
+            status = 1
+            continue
+        try:
+            # found (or downloaded just now): the summaries' own lookups find it, never download
             summaries = [dataset_summary(name, args.data_dir, params)
                          for params in DATASET_VARIANTS.get(name, [{}])]
         except TextMTLError as error:
             print(f"{name}: not available ({error})")
             status = 1
             continue
-        print(f"{name}: found in {summaries[0]['path']} ({summaries[0]['origin']})")
+        print(f"{name}: found in {location.path} ({location.origin})")
         if args.verify:
             problems = verify_dataset(name, args.data_dir)
             print("  checksums: " + ("ok" if not problems else "; ".join(problems)))
@@ -285,8 +340,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
 def _cmd_advise(args: argparse.Namespace) -> int:
     from .meta.advisor import advise
 
+    # a warning is one plain line on stderr (not Python's "file:line: UserWarning"), like errors
     print(advise(args.main, args.aux, model_path=args.model, data_dir=args.data_dir, seeds=args.seeds,
-                 top=args.top))
+                 top=args.top, warn=lambda line: print(f"textmtl: warning: {line}", file=sys.stderr)))
     return 0
 
 
@@ -302,9 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
     run.add_argument("--output-dir", help="where run folders go (default: the config's output_dir)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--resume", metavar="RUN_DIR",
+    run.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
                      help="continue this run folder (finished or .partial) of the same config: "
-                          "keep its finished (method, seed) runs, train the rest")
+                          "keep its finished (method, seed) runs, train the rest; without a "
+                          "folder, the newest incomplete run of the config")
     run.set_defaults(handler=_cmd_run)
 
     for command, helptext in (("predict", "predict a task's labels for new texts with a trained model"),
@@ -329,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="list datasets: where found, split sizes, labels")
     datasets.add_argument("--data-dir", help="dataset folder")
     datasets.add_argument("--verify", action="store_true", help="check every file's sha256")
+    datasets.add_argument("--download", action="store_true",
+                          help="download missing datasets into the cache (default: only list what is found)")
     datasets.set_defaults(handler=_cmd_datasets)
 
     describe = commands.add_parser("describe", help="list every registered component and its parameters")
@@ -370,16 +429,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, job schedulers), raised where the process is.
+
+    A subclass of KeyboardInterrupt so that every cleanup written for Ctrl-C runs for it
+    too: a run folder with finished runs is kept (and named for ``--resume``), one with none
+    is removed.
+    """
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.handler(args)
     except TextMTLError as error:
         print(f"textmtl: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("textmtl: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("textmtl: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

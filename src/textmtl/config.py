@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,36 @@ class ExperimentConfig:
         return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value silently, so a repeated ``training:`` section would drop
+    every setting of the first one without a word.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _UniqueKeyLoader.construct_mapping)
+
+#: an experiment name is a folder name: no separators, no leading dot (``..`` would escape
+#: the output dir)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
 def _component(value: Any, key: str) -> ComponentConfig:
     if isinstance(value, str):
         return ComponentConfig(value)
@@ -210,11 +241,17 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for key in ("name", "data", "encoder", "methods"):
         if key not in raw:
             raise ConfigError(f"{source}: missing key '{key}'")
+    if not NAME_PATTERN.fullmatch(raw["name"]):
+        raise ConfigError(f"{source}: 'name' must be a folder name (letters, digits, _ . + -, "
+                          f"not starting with '.' or '-'), got {raw['name']!r}")
     if not raw["data"]:
         raise ConfigError(f"{source}: 'data' must name at least one dataset")
     for dataset, entries in raw["data"].items():
         # one mapping of loader options, or a list of them (e.g. several user_files tasks)
         many = isinstance(entries, list)
+        if many and not entries:
+            raise ConfigError(f"{source}: 'data.{dataset}' is an empty list; expected at least "
+                              "one mapping of loader options")
         checked = []
         for i, options in enumerate(entries if many else [entries]):
             where = f"data.{dataset}.{i}" if many else f"data.{dataset}"
@@ -263,8 +300,14 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for baseline in raw.get("baselines", []):
         if baseline not in BASELINES:
             raise ConfigError(f"{source}: unknown baseline {baseline!r}; expected one of {', '.join(sorted(BASELINES))}")
-    if not raw.get("seeds", [1]):
+    seeds = raw.get("seeds", [1])
+    if not seeds:
         raise ConfigError(f"{source}: 'seeds' must list at least one seed")
+    if any(seed < 0 for seed in seeds):
+        raise ConfigError(f"{source}: 'seeds' must be integers >= 0, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        # two runs of one seed share a folder and make a std over copies
+        raise ConfigError(f"{source}: 'seeds' lists a seed twice, got {seeds}; expected distinct seeds")
     return ExperimentConfig(
         name=raw["name"], data=raw["data"], encoder=encoder, methods=methods,
         features=raw.get("features", {}), weighting=weighting, sampler=sampler, training=training,
@@ -356,10 +399,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

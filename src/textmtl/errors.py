@@ -25,3 +25,7 @@ class DataError(TextMTLError):
 
 class DownloadError(DataError):
     """A dataset could not be downloaded or failed its checksum."""
+
+
+class TrainingError(TextMTLError):
+    """Training cannot go on with these settings (e.g. a loss became NaN or infinite)."""

@@ -75,11 +75,24 @@ def git_hash() -> str:
         return "unknown"
 
 
-def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None) -> list[Task]:
-    """Load every task of the config and check the config's references to them."""
+#: how a run's log names each place a dataset can come from (see data.store.Location)
+ORIGINS = {"data_dir": "--data-dir", "env": "$TEXTMTL_DATA_DIR", "cache": "the cache",
+           "download": "downloaded now into the cache"}
+
+
+def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None,
+                          log: Callable[[str], None] | None = None) -> list[Task]:
+    """Load every task of the config and check the config's references to them.
+
+    ``log`` gets one line per dataset saying where it was found.
+    """
+    def found(name, location) -> None:
+        if log is not None and location.origin != "cwd":
+            log(f"data {name}: {location.path} (from {ORIGINS.get(location.origin, location.origin)})")
+
     tasks = [task for name, entries in config.data.items()
              for options in (entries if isinstance(entries, list) else [entries])
-             for task in load_tasks(name, options, data_dir)]
+             for task in load_tasks(name, options, data_dir, on_found=found)]
     names = [t.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -127,8 +140,11 @@ def build_model(method: ComponentConfig, encoder: ComponentConfig, data: MultiTa
 
 
 def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskData, seed: int,
-              description: str):
-    """Train one model of ``method``; returns (model, result)."""
+              description: str, log: Callable[[str], None] | None = None):
+    """Train one model of ``method``; returns (model, result).
+
+    ``log`` gets a line per epoch when the progress bar is off (logs of long runs).
+    """
     model = build_model(method, config.encoder, data, seed)
     weighting_config = config.method_weighting(method)
     weighting = WEIGHTINGS.build(weighting_config.name, data.task_names,
@@ -142,7 +158,8 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
     result = train(model, weighting, sampler, data, training, seed, description,
-                   bucketed_stream_order(data, training.batch_size), method.loss_weights)
+                   bucketed_stream_order(data, training.batch_size), method.loss_weights,
+                   log=None if training.progress else log)
     return model, result
 
 
@@ -200,7 +217,11 @@ def _claim_folder(config: ExperimentConfig) -> Path:
     """A new ``.partial`` run folder; a clash of timestamps gets ``-2``, ``-3``, ... (atomic)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     root = Path(config.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, a read-only place
+        raise ConfigError(f"output dir {root}: cannot create it ({error.strerror or error}); "
+                          "expected a writable folder (set output_dir or --output-dir)") from None
     for attempt in range(1, 1000):
         name = f"{config.name}-{stamp}" + (f"-{attempt}" if attempt > 1 else "")
         if (root / name).exists():
@@ -210,6 +231,9 @@ def _claim_folder(config: ExperimentConfig) -> Path:
             return root / (name + PARTIAL)
         except FileExistsError:
             continue
+        except OSError as error:
+            raise ConfigError(f"output dir {root}: cannot write in it ({error.strerror or error}); "
+                              "expected a writable folder (set output_dir or --output-dir)") from None
     raise ConfigError(f"{root}: could not claim a run folder name for {config.name!r}")
 
 
@@ -258,7 +282,7 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         The run folder, the table and the records.
     """
     started = time.perf_counter()
-    tasks = load_experiment_tasks(config, data_dir)
+    tasks = load_experiment_tasks(config, data_dir, log)
     if resume is not None:
         folder = _open_resumed(Path(resume), config)
     else:
@@ -332,7 +356,7 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) ->
                 if done is None:
                     sub = data if len(names) == len(tasks) else data.subset(names)
                     label = f"{method.title} {names[0]} seed {seed}" if separately else f"{method.title} seed {seed}"
-                    _, result = train_one(config, method, sub, seed, label)
+                    _, result = train_one(config, method, sub, seed, label, log)
                     write_model(folder, config, method, sub, result)
                     done = _finished(folder)
                     epoch_times.append(result.seconds_per_epoch)

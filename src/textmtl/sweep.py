@@ -10,7 +10,9 @@ interruption is kept.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator
 
@@ -39,7 +41,44 @@ def _one_thread_per_worker() -> None:
 _thread_limits: Any = None
 
 
+#: how often a worker checks that its parent is alive when it has no pipe to watch (seconds)
+PARENT_POLL_SECONDS = 1.0
+
+
+def _exit_with_parent() -> None:
+    """Make this pool worker exit as soon as the process that started it is gone.
+
+    A ``kill -9`` of ``textmtl study`` gives the pool no chance to shut its workers down, and
+    a spawned worker blocked on its call queue would then live forever (and with it the
+    multiprocessing resource tracker, which exits only when every holder of its pipe has).
+    A daemon thread therefore watches the parent: the spawn start method hands every child a
+    pipe whose other end only the parent holds (``parent_process().sentinel``), which becomes
+    readable the moment the parent dies; ``os.getppid()`` changing (re-parenting) is the
+    fallback. ``os._exit``, not ``sys.exit``: the main thread may be inside a job, and nothing
+    in the worker is worth flushing for a parent that can no longer receive it.
+
+    PR_SET_PDEATHSIG is deliberately not used: it fires when the parent *thread* that started
+    the worker exits, and the pool may start workers from whichever thread submits jobs.
+    """
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+    parent_pid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if sentinel is not None:
+                if multiprocessing.connection.wait([sentinel], timeout=PARENT_POLL_SECONDS):
+                    os._exit(1)  # EOF on the pipe: the parent is gone
+            else:
+                threading.Event().wait(PARENT_POLL_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="textmtl-parent-watch", daemon=True).start()
+
+
 def _init_worker(shared: Any) -> None:
+    _exit_with_parent()
     global _shared
     _shared = shared
 

@@ -198,7 +198,7 @@ def test_unknown_key_in_component_section_through_parse():
     ({"training": {"max_epochs": 2.5}}, r"'training\.max_epochs' must be int"),
     ({"training": {"progress": "yes"}}, r"'training\.progress' must be bool"),
     ({"training": {"optimizer": "rmsprop"}}, r"'training\.optimizer'"),
-    ({"training": {"lr": -1.0}}, r"'training\.lr' must be > 0, got -1\.0"),
+    ({"training": {"lr": -1.0}}, r"'training\.lr' must be > 0 and finite, got -1\.0"),
     ({"training": {"batch_size": 0}}, r"'training\.batch_size' must be >= 1"),
     ({"training": {"lr_decay": 1.5}}, r"'training\.lr_decay' must be in \(0, 1\]"),
     ({"seeds": "one"}, r"'seeds' must be list\[int\], got 'one'"),

@@ -90,6 +90,7 @@ def test_incomplete_folder_is_skipped(toy, tmp_path, monkeypatch):
 
 def test_not_found_names_every_place_on_one_line(toy, tmp_path, monkeypatch):
     monkeypatch.setenv(store.ENV_DATA_DIR, str(tmp_path / "env"))
+    (tmp_path / "explicit").mkdir()  # there, but without the dataset
     with pytest.raises(DataError) as error:
         store.locate("toy", tmp_path / "explicit", download=False)
     message = str(error.value)
@@ -181,3 +182,10 @@ def test_real_dataset_downloads_from_a_mirror_of_the_data_dir(real_data_dir, ser
     assert task.source == str(tmp_path / "cache" / "trec")
     assert len(task.test) == 500
     assert store.verify_dataset("trec") == []
+
+
+def test_explicit_data_dir_that_does_not_exist_is_an_error(toy, tmp_path, monkeypatch):
+    # not a silent fall-back to $TEXTMTL_DATA_DIR or the cache, which hold the data
+    _write(store.cache_dir() / "toy-folder", toy)
+    with pytest.raises(DataError, match="--data-dir .*typo: no such folder"):
+        store.locate("toy", tmp_path / "typo")

@@ -8,10 +8,10 @@ A loader is ``load_x(root: Path, *, option=default, ...) -> list[Task]`` registe
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from ..registry import Registry
-from .store import locate
+from .store import Location, locate
 from .tasks import SPLITS, Task
 
 DATASETS: Registry = Registry("dataset")
@@ -31,7 +31,8 @@ from .corpora import (  # noqa: E402,F401
 
 
 def load_tasks(name: str, params: dict[str, Any] | None = None,
-               data_dir: str | os.PathLike | None = None) -> list[Task]:
+               data_dir: str | os.PathLike | None = None,
+               on_found: Callable[[str, Location], None] | None = None) -> list[Task]:
     """Load the tasks of one dataset.
 
     Args:
@@ -39,6 +40,8 @@ def load_tasks(name: str, params: dict[str, Any] | None = None,
         params: the loader's options (config ``data.<name>``); validated against its signature.
         data_dir: explicit data dir (CLI ``--data-dir``), searched before ``TEXTMTL_DATA_DIR``
             and the cache.
+        on_found: called with the name and the :class:`Location` once the data is found
+            (``textmtl run`` logs where each dataset came from).
 
     Returns:
         The dataset's tasks, each with fixed train/dev/test splits.
@@ -50,8 +53,10 @@ def load_tasks(name: str, params: dict[str, Any] | None = None,
     params = dict(params or {})
     loader = DATASETS.get(name)
     DATASETS.validate(name, params, where=f"data.{name}")
-    root = locate(name, data_dir).path
-    return loader(root, **params)
+    location = locate(name, data_dir)
+    if on_found is not None:
+        on_found(name, location)
+    return loader(location.path, **params)
 
 
 def dataset_summary(name: str, data_dir: str | os.PathLike | None = None,

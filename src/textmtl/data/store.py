@@ -326,6 +326,11 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, *,
     """
     if name in USER_DATASETS:
         return Location(Path.cwd(), "cwd")
+    if data_dir and not Path(data_dir).expanduser().is_dir():
+        # an explicit folder that is not there is a typo; falling back to the environment or
+        # the cache would run on data the user did not ask for
+        raise DataError(f"--data-dir {data_dir}: no such folder; expected a folder holding "
+                        "the datasets")
     info = dataset_info(name)
     looked = []
     candidates = [("data_dir", data_dir, "--data-dir"),

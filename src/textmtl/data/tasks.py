@@ -81,6 +81,17 @@ class Task:
                     f"{where}: {split_name} split of task {self.name!r} has label id {bad[0]!r}; "
                     f"expected an id in 0..{len(self.labels) - 1}"
                 )
+        # a one-class task trains a head that is always right: it scores 100 % and lifts the
+        # table's average while nothing was learned
+        seen = set(self.train.labels) if self.kind == "classification" else \
+            {i for row in self.train.labels for i in row}
+        if len(seen) < 2:
+            only = self.labels[next(iter(seen))] if seen else "(none)"
+            raise DataError(f"{where}: the training split of task {self.name!r} has one label "
+                            f"({only!r}); expected at least two different labels")
+        if self.kind == "classification" and not any(str(t).strip() for t in self.train.texts):
+            raise DataError(f"{where}: every training text of task {self.name!r} is empty; "
+                            f"expected text in the text column")
 
     @property
     def num_classes(self) -> int:

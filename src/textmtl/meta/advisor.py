@@ -11,13 +11,16 @@ Task forms:
     ``20ng:TOPIC_A,TOPIC_B``          two 20 Newsgroups topics (full names, or unique suffixes)
     ``DATASET:TASK[:LABEL_A,LABEL_B]`` a built-in dataset's task (``fdu_mtl:books``,
                                       ``trec:trec_coarse:LOC,NUM``); two labels pick a binary sub-task
-    ``file:PATH[:LABEL_A,LABEL_B]``    a user CSV/TSV/JSONL file with ``text`` and ``label`` columns
+    ``file:PATH[:LABEL_A,LABEL_B]``    a user CSV/TSV/JSONL file with ``text`` and ``label`` columns,
+                                      at least 5 examples of each of the two labels
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -39,10 +42,19 @@ class BinaryTask:
     labels: tuple[str, str]
     train: tuple[list[str], list[str]]
     test: tuple[list[str], list[str]]
+    source: str = ""  # where the texts come from ("20ng", a resolved file path, "trec:trec_coarse")
+
+
+#: Fewest examples of each of a user file's two labels: the seeded, stratified 80/20 split puts
+#: one in five in the test part, so 5 is the least that leaves every label in both parts.
+MIN_EXAMPLES_PER_LABEL = 5
 
 
 def _pick_labels(name: str, labels: list[str], wanted: str | None) -> tuple[str, str]:
     if wanted is None:
+        if len(labels) < 2:
+            raise ConfigError(f"task {name!r} has {len(labels)} label(s) ({', '.join(labels) or 'none'}); "
+                              "the advisor compares binary tasks: expected two labels")
         if len(labels) != 2:
             raise ConfigError(f"task {name!r} has {len(labels)} labels; the advisor compares binary tasks: "
                               f"name two, e.g. {name}:{labels[0]},{labels[1]}")
@@ -57,7 +69,7 @@ def _pick_labels(name: str, labels: list[str], wanted: str | None) -> tuple[str,
 
 
 def _from_splits(name: str, labels: list[str], train: tuple[list, list], test: tuple[list, list],
-                 wanted: str | None) -> BinaryTask:
+                 wanted: str | None, source: str = "") -> BinaryTask:
     a, b = _pick_labels(name, labels, wanted)
     ia, ib = labels.index(a), labels.index(b)
 
@@ -65,7 +77,7 @@ def _from_splits(name: str, labels: list[str], train: tuple[list, list], test: t
         as_text = [t if isinstance(t, str) else " ".join(t) for t in texts]
         return ([t for t, i in zip(as_text, ids) if i == ia], [t for t, i in zip(as_text, ids) if i == ib])
 
-    task = BinaryTask(f"{name}:{a},{b}", (a, b), side(*train), side(*test))
+    task = BinaryTask(f"{name}:{a},{b}", (a, b), side(*train), side(*test), source or name)
     for split, (x, y) in (("train", task.train), ("test", task.test)):
         if not x or not y:
             raise DataError(f"task {name!r}: its {split} split has no documents of label "
@@ -92,27 +104,41 @@ def resolve_task(spec: str, data_dir: str | None = None) -> BinaryTask:
                 raise ConfigError(f"task {spec!r}: {n!r} names {len(match)} of the 20 topics; "
                                   f"expected one of {', '.join(TOPICS)}")
             topics.append(match[0])
+        if topics[0] == topics[1]:
+            # as for two labels (_pick_labels): one topic on both sides is not a binary task
+            raise ConfigError(f"task {spec!r}: expected two different topics after '20ng:', found "
+                              f"{topics[0]!r} twice")
         docs = load_newsgroup_documents(locate("newsgroups", data_dir).path)
         clean = lambda posts: [clean_post(p, REMOVABLE) for p in posts]
         return BinaryTask(f"20ng:{topics[0]},{topics[1]}", (topics[0], topics[1]),
                           (clean(docs["train"][topics[0]]), clean(docs["train"][topics[1]])),
-                          (clean(docs["test"][topics[0]]), clean(docs["test"][topics[1]])))
+                          (clean(docs["test"][topics[0]]), clean(docs["test"][topics[1]])), "20ng")
     if kind == "file":
         from sklearn.model_selection import train_test_split
 
         from ..data.corpora.user_files import read_examples
 
-        path, wanted = (rest, "") if Path(rest).exists() else (rest.rpartition(":")[0], rest.rpartition(":")[2])
+        path, wanted = _split_file_spec(spec, rest)
         texts, names = read_examples(path)
         labels = sorted(set(names))
         if len(labels) < 2:
             raise DataError(f"{path}: the advisor needs at least two labels; found {labels}")
+        a, b = _pick_labels(Path(path).stem, labels, wanted or None)
+        # only the two compared labels take part: a rare third label must not break the split
+        rows = [(t, n) for t, n in zip(texts, names) if n in (a, b)]
+        for label in (a, b):
+            found = sum(n == label for _, n in rows)
+            if found < MIN_EXAMPLES_PER_LABEL:
+                raise DataError(f"{path}: label {label!r} has {found} example(s); the advisor needs at least "
+                                f"{MIN_EXAMPLES_PER_LABEL} of each label (one in five is held out as its "
+                                "test split)")
         # a seeded, stratified 80/20 split: the test part gives the train-vs-test features
-        train_x, test_x, train_y, test_y = train_test_split(texts, names, test_size=0.2, random_state=0,
-                                                            stratify=names)
-        ids = {label: i for i, label in enumerate(labels)}
-        return _from_splits(Path(path).stem, labels, (train_x, [ids[n] for n in train_y]),
-                            (test_x, [ids[n] for n in test_y]), wanted or None)
+        train_x, test_x, train_y, test_y = train_test_split([t for t, _ in rows], [n for _, n in rows],
+                                                            test_size=0.2, random_state=0,
+                                                            stratify=[n for _, n in rows])
+        ids = {a: 0, b: 1}
+        return _from_splits(Path(path).stem, [a, b], (train_x, [ids[n] for n in train_y]),
+                            (test_x, [ids[n] for n in test_y]), None, str(Path(path).expanduser().resolve()))
     from ..data.datasets import DATASETS, load_tasks
 
     if kind not in DATASETS.names():
@@ -130,26 +156,79 @@ def resolve_task(spec: str, data_dir: str | None = None) -> BinaryTask:
                         (task.test.texts, task.test.labels), wanted or None)
 
 
+def _split_file_spec(spec: str, rest: str) -> tuple[str, str]:
+    """``PATH`` or ``PATH:LABEL_A,LABEL_B`` of a ``file:`` task, as (path, labels or "").
+
+    A path that exists is taken whole (it may contain ':'); otherwise a trailing ``:A,B`` is
+    the labels. A path that does not exist is an error here: read as-is, the empty path
+    before a missing ':' would be the working directory, read as a folder dataset.
+    """
+    if Path(rest).expanduser().exists():
+        return rest, ""
+    path, colon, wanted = rest.rpartition(":")
+    if colon and path and Path(path).expanduser().exists():
+        return path, wanted
+    missing = path if colon and path and "," in wanted else rest
+    raise DataError(f"{missing}: file does not exist (task {spec!r}); expected a CSV, TSV or JSONL file "
+                    "or a folder of labelled texts")
+
+
 def _sample(texts: list[str], limit: int, rng: np.random.Generator) -> list[str]:
     if len(texts) <= limit:
         return list(texts)
     return [texts[i] for i in np.sort(rng.choice(len(texts), limit, replace=False))]
 
 
+def same_task(a: BinaryTask, b: BinaryTask) -> bool:
+    """Whether two resolved tasks are one task (same texts, same two labels, in either order)."""
+    return a.source == b.source and set(a.labels) == set(b.labels)
+
+
+def _check_words(task: BinaryTask, analyzer: Callable[[str], list[str]]) -> None:
+    """Every label of ``task`` needs a document with a word in both parts.
+
+    The features compare word distributions, so a class whose texts are all empty (or hold no
+    word of two letters or more, what the TF-IDF tokeniser keeps) has nothing to compare and
+    would fail deep inside scikit-learn or the feature code.
+    """
+    where = task.source if Path(task.source).is_absolute() else f"task {task.name!r}"  # a file: its path
+    for split, sides in (("training", task.train), ("test", task.test)):
+        for label, texts in zip(task.labels, sides):
+            if not any(analyzer(t) for t in texts):
+                raise DataError(f"{where}: the {len(texts)} {split} text(s) of label {label!r} hold no words; "
+                                "the advisor needs at least one text with a word (2+ letters or digits) "
+                                "per label")
+
+
 def advise(main_spec: str, aux_spec: str, *, model_path: str | Path | None = None, data_dir: str | None = None,
            seeds: int = 1, top: int = 8, train_per_class: int = 200, max_features: int = 10000,
-           curve_epochs: int = 150, sample_seed: int = 0) -> str:
-    """The advisor's report for one main/auxiliary pair (what ``textmtl advise`` prints)."""
+           curve_epochs: int = 150, sample_seed: int = 0,
+           warn: Callable[[str], None] | None = None) -> str:
+    """The advisor's report for one main/auxiliary pair (what ``textmtl advise`` prints).
+
+    ``warn`` receives questionable but valid input (the main task given as its own auxiliary
+    task); default :func:`warnings.warn`.
+    """
     if seeds < 1:
         raise ConfigError(f"'seeds' must be >= 1, got {seeds}")
     model = MetaModel.from_json(model_path or DEFAULT_MODEL)
     main, aux = resolve_task(main_spec, data_dir), resolve_task(aux_spec, data_dir)
+    if same_task(main, aux):
+        # valid (the features are defined), but the answer says nothing about a second task
+        message = (f"the main task and the auxiliary task are the same ({main.name}); the advice "
+                   "is about training a task with a copy of itself")
+        if warn is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            warn(message)
     rng = np.random.default_rng(sample_seed)
     for task in (main, aux):
         task.train = tuple(_sample(side, train_per_class, rng) for side in task.train)
     vectorizer = TfidfVectorizer(max_features=max_features, dtype=np.float32)
-    vectorizer.fit([t for task in (main, aux) for side in task.train for t in side])
     analyzer = vectorizer.build_analyzer()
+    for task in (main, aux):
+        _check_words(task, analyzer)
+    vectorizer.fit([t for task in (main, aux) for side in task.train for t in side])
     settings = TrainSettings(epochs=curve_epochs, eval_every=0)
     samples = []
     for task in (main, aux):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -29,6 +30,13 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
     """
     from ..training.runtime import resolve_device
 
+    # before anything slow: the tables are written after hours of training, and an --out that
+    # cannot be written would otherwise only fail then
+    db = db or out / "study.sqlite"
+    check_writable(out, "--out", folder=True)
+    check_writable(db, "--db", folder=False)
+    if export_advisor:
+        check_writable(export_advisor, "--export-advisor", folder=False)
     device = str(resolve_device(device, key="--device"))
     if models_per_call is None:
         models_per_call = 1 if device == "cpu" else 64
@@ -36,7 +44,6 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         raise ConfigError(f"--models-per-call must be >= 1, got {models_per_call}")
     started = time.perf_counter()
     plan = plan_study(settings)
-    db = db or out / "study.sqlite"
     log(f"study: {', '.join(f'{p} {len(v)} pairs' for p, v in plan.pairs.items())}, {settings.seeds} seed(s); "
         f"{len(plan.units)} trainings ({plan.naive_trainings} without sharing runs between pairs); "
         f"results store {db}")
@@ -119,3 +126,34 @@ def check_scheduler(address: str) -> str:
     if "://" not in address and ":" not in address:
         raise ConfigError(f"--scheduler expects a Dask scheduler address like tcp://HOST:8786, got {address!r}")
     return address
+
+
+def check_writable(path: Path, option: str, *, folder: bool) -> None:
+    """Fail with one line now when ``path`` (a folder, or a file) cannot be created or written.
+
+    Nothing is created: the nearest existing ancestor must be a writable folder (and an existing
+    ``path`` of the right kind). A path below a regular file fails this for every user, root
+    included; a read-only folder fails it for everyone but root.
+
+    Raises:
+        ConfigError: naming the option, the path, and what is in the way.
+    """
+    path = Path(path).expanduser().absolute()
+    expected = "a folder" if folder else "a file"
+    if path.exists():
+        if path.is_dir() != folder:
+            raise ConfigError(f"{option} {path}: expected {expected}, found "
+                              f"{'a folder' if path.is_dir() else 'a file'}")
+        # an existing file may be read-only: a finished study only reads its store (a write
+        # would still fail as one line); the output folder is always written
+        if folder and not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} {path}: expected a folder you can write, found it read-only")
+        return
+    ancestor = path.parent
+    while not ancestor.exists():  # Path.exists is False below a file (ENOTDIR), so this ends
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} {path}: cannot be created, {ancestor} is a file; expected {expected} "
+                          "in a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: cannot be created, the folder {ancestor} is not writable")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.corpora.newsgroups import task_pairs
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .corpus import CorpusSettings, StudyArrays
 from .engine import Job, SparseMLPEngine, TrainSettings
 from .store import RunStore
@@ -261,7 +261,31 @@ def load_runs(plan: Plan, store: RunStore) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"the study is not complete: {len(missing)} run(s) missing, e.g. {missing[0]}; "
                           "run it again to finish them")
+    for unit in plan.units:
+        _check_row(rows[unit.key], unit, store)
     return rows
+
+
+def _check_row(row: Any, unit: Unit, store: RunStore) -> None:
+    """Fail with the file and the row's key when a stored row lacks what the analysis reads.
+
+    The store checks each row's shape; this checks its content against the unit's own settings
+    (the F1 at the epochs the tables compare, one loss per epoch), which would otherwise be a
+    KeyError or a ragged-array error in the middle of the analysis.
+    """
+    train = unit.config["train"]
+    last = int(train["epochs"])
+    epochs = {last} | {int(e) for e in train.get("f1_epochs", ()) if int(e) <= last}  # as the engine records
+    for task in unit.tasks:
+        lacking = sorted(epochs - set(row.metrics.get(task, {})))
+        if lacking:
+            raise DataError(f"{store.path}: row {row.key!r}: the F1 of task {task!r} lacks epoch(s) "
+                            f"{lacking}; expected the epochs {sorted(epochs)} of its settings; remove the "
+                            "row (it is trained again)")
+        found = len(row.curves.get(task, []))
+        if found != last:
+            raise DataError(f"{store.path}: row {row.key!r}: the loss curve of task {task!r} has {found} "
+                            f"epoch(s); expected {last}; remove the row (it is trained again)")
 
 
 def collect_outcomes(plan: Plan, settings: StudySettings, rows: dict[str, Any]) -> dict[str, list[PairOutcome]]:

@@ -66,7 +66,7 @@ class TrainingConfig:
             else [self.select_metric]
         allowed = (AUTO,) + SELECTABLE_METRICS
         checks = [
-            (self.lr > 0, "lr", "> 0", self.lr),
+            (0 < self.lr < float("inf"), "lr", "> 0 and finite", self.lr),
             (self.batch_size >= 1, "batch_size", ">= 1", self.batch_size),
             (self.max_epochs >= 1, "max_epochs", ">= 1", self.max_epochs),
             (self.patience >= 0, "patience", ">= 0", self.patience),
@@ -76,6 +76,8 @@ class TrainingConfig:
              f"one of {', '.join(allowed)} (or a mapping task -> metric)", self.select_metric),
             (self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'", self.optimizer),
             (self.eval_batch_size >= 1, "eval_batch_size", ">= 1", self.eval_batch_size),
+            (self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay),
+            (0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum),
             (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
         ]
         for ok, key, expected, got in checks:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import MultiTaskData
 from ..data.samplers import TaskSampler, TaskStreams
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from .config import AVERAGE, TrainingConfig
 from .evaluation import evaluate, selection_metrics, selection_score
 from .runtime import limit_threads, resolve_device, seed_everything
@@ -68,7 +68,8 @@ def check_compatible(model, sampler: TaskSampler, data: MultiTaskData) -> None:
 
 def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: TrainingConfig,
           seed: int, description: str = "train", stream_order: Callable | None = None,
-          extra_loss_weights: dict[str, float] | None = None) -> TrainResult:
+          extra_loss_weights: dict[str, float] | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` and return the metrics of the best dev epoch.
 
     Args:
@@ -81,6 +82,8 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         description: progress-bar label.
         stream_order: optional per-task row order (see :class:`TaskStreams`).
         extra_loss_weights: weight of each named extra loss of the method (default 1).
+        log: gets one line per epoch (dev score, best so far, seconds); for logs of long
+            runs, where no progress bar is shown.
     Returns:
         The best-dev-epoch metrics on dev and test, the learning curves and the best weights.
     """
@@ -115,6 +118,7 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
                dynamic_ncols=True, unit="step")
     last_dev = "-"
     for epoch in range(1, config.max_epochs + 1):
+        epoch_started = time.perf_counter()
         model.train()
         plan = sampler.plan_epoch(data.train_sizes(), config.batch_size, rng, data.unlabelled_sizes())
         state.epoch, state.steps_per_epoch, state.step_in_epoch = epoch, len(plan), 0
@@ -134,6 +138,14 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             state.step += 1
             state.step_in_epoch += 1
             for name, value in {**losses.tasks, **losses.extras}.items():
+                if not math.isfinite(value):
+                    # the weights are now NaN too: every later epoch, and the "best" one,
+                    # would be chance-level nonsense saved as a result
+                    raise TrainingError(
+                        f"{description}: the {'loss of task' if name in losses.tasks else 'extra loss'} "
+                        f"{name!r} is {value} at epoch {epoch}, step {state.step_in_epoch}; "
+                        f"training diverged (training.lr is {config.lr:g}; try a smaller lr or "
+                        "set training.clip_norm)")
                 state.record(name, value)
             model.on_step_end(state)
             weighting.on_step_end(state)
@@ -167,6 +179,9 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         else:
             epochs_without_gain += 1
         last_dev = f"{score[0]:.4f} (best {best_score[0]:.4f} @ {best_epoch})"
+        if log is not None:
+            log(f"    {description} epoch {epoch}: dev {last_dev}, "
+                f"{time.perf_counter() - epoch_started:.1f} s")
         if config.patience and epochs_without_gain >= config.patience:
             break
     bar.close()

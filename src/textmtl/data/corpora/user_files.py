@@ -70,11 +70,19 @@ def _detect(path: Path, where: str, format: str) -> str:
     )
 
 
+#: the longest CSV/TSV field accepted, in characters. The csv module's default (128 KiB)
+#: rejects legitimate long documents; this cap still stops a file whose quoting is broken
+#: (an unclosed quote swallows the rest of the file into one field) with a clear message.
+MAX_FIELD_CHARS = 64 * 1024 * 1024
+
+
 def _read_table(path: Path, where: str, delimiter: str, text_column: str,
                 label_column: str) -> tuple[list[str], list[str]]:
     text = decode_utf8(read_bytes(path), where)
     # TSV has no quoting convention: a quote character is part of the text
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide; only ever raised
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     texts, labels = [], []
     try:
@@ -83,6 +91,11 @@ def _read_table(path: Path, where: str, delimiter: str, text_column: str,
             raise DataError(f"{where}: empty file; expected a header line naming the columns "
                             f"{text_column!r} and {label_column!r}")
         header = [h.strip() for h in header]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            # which of the two columns would be read is a guess: refuse it
+            raise DataError(f"{where}: the header names column {repeated[0]!r} twice; "
+                            "expected unique column names")
         for column in (text_column, label_column):
             if column not in header:
                 raise DataError(f"{where}: missing column {column!r}; "
@@ -100,6 +113,9 @@ def _read_table(path: Path, where: str, delimiter: str, text_column: str,
             texts.append(row[text_at])
             labels.append(label)
     except csv.Error as error:
+        if "field larger than field limit" in str(error):
+            raise DataError(f"{where}: line {reader.line_num} has a field longer than "
+                            f"{MAX_FIELD_CHARS:,} characters; expected shorter texts (an unclosed quote makes the rest of the file one field)") from error
         raise DataError(f"{where}: line {reader.line_num} is not valid "
                         f"{'TSV' if delimiter == chr(9) else 'CSV'} ({error})") from error
     if not texts:
@@ -173,6 +189,10 @@ def read_examples(path: str, format: str = "auto", text_column: str = "text",
     Returns:
         (texts, label names), in file order.
     """
+    if text_column == label_column:
+        # the label would be the input: every score would be a leak, not a result
+        raise ConfigError(f"{path}: 'text_column' and 'label_column' are both {text_column!r}; "
+                          "expected two different columns")
     file = Path(path).expanduser()
     kind = _detect(file, path, format)
     if kind == "folders":
