@@ -168,6 +168,8 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 #: an experiment name is a folder name: no separators, no leading dot (``..`` would escape
 #: the output dir)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+#: room for the timestamp and ``.partial`` within a file system's 255-byte names
+MAX_NAME_LENGTH = 200
 
 
 def _component(value: Any, key: str) -> ComponentConfig:
@@ -241,6 +243,9 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for key in ("name", "data", "encoder", "methods"):
         if key not in raw:
             raise ConfigError(f"{source}: missing key '{key}'")
+    if len(raw["name"]) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{source}: 'name' must be at most {MAX_NAME_LENGTH} characters (it names "
+                          f"the run folder), got {len(raw['name'])}")
     if not NAME_PATTERN.fullmatch(raw["name"]):
         raise ConfigError(f"{source}: 'name' must be a folder name (letters, digits, _ . + -, "
                           f"not starting with '.' or '-'), got {raw['name']!r}")
@@ -326,6 +331,7 @@ def check_references(config: ExperimentConfig, tasks: Sequence) -> None:
     supervision) must name tasks of the experiment. Raises a one-line :class:`ConfigError`.
     """
     from .sharing import SHARING
+    from .training.metrics import default_metric, metrics_for
     from .weighting import WEIGHTINGS
 
     names = [t.name for t in tasks]
@@ -339,6 +345,13 @@ def check_references(config: ExperimentConfig, tasks: Sequence) -> None:
         if unknown:
             raise ConfigError(f"'training.select_metric' names unknown task {unknown[0]!r}; "
                               f"tasks: {listed}")
+    for task in tasks:
+        # span-F1 exists for chunk-like tag sets only: a selection on it must have it to read
+        chosen = config.training.metric_of(task.name, default_metric(task.kind, task.labels))
+        available = metrics_for(task.kind, task.labels)
+        if chosen not in available:
+            raise ConfigError(f"'training.select_metric' is {chosen!r} for task {task.name!r}, "
+                              f"which has only {', '.join(available)} ({task.kind})")
     sections = [("weighting", WEIGHTINGS, config.weighting)]
     for i, method in enumerate(config.methods):
         sections.append((f"methods.{i}", SHARING, method))

@@ -304,3 +304,23 @@ def test_subprocess_exit_status_of_a_one_class_file(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "one label" in result.stderr
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------- found by fuzzing the above
+
+def test_name_too_long_for_a_folder(workdir, capsys):
+    code, _, err = run_cli(workdir, capsys, config_text(name="a" * 300))
+    assert_user_error(workdir, code, err, "'name'", "at most 200 characters", "300")
+
+
+def test_span_f1_selection_on_a_classification_task(workdir, capsys):
+    code, _, err = run_cli(workdir, capsys, config_text(training="{select_metric: span_f1}"))
+    assert_user_error(workdir, code, err, "'training.select_metric'", "'span_f1'", "task 'train'",
+                      "accuracy, macro_f1")
+
+
+def test_texts_without_terms_name_their_file(workdir, capsys):
+    # one-letter tokens only: the TF-IDF settings are fine, the texts have no terms
+    write_csv(workdir / "letters.csv", [("a b c", "pos" if i % 2 else "neg") for i in range(40)])
+    code, _, err = run_cli(workdir, capsys, config_text("user_files: {path: letters.csv}"))
+    assert_user_error(workdir, code, err, "no TF-IDF terms", "letters (letters.csv)")

@@ -18,6 +18,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .inputs import EncoderInput, FeatureTable, InputSpec, TfidfInput
 from .tasks import SPLITS, Task
 
@@ -139,7 +140,13 @@ class MultiTaskData:
         fit_texts = [t for task in tasks for t in task.train.texts]
         if unlabelled and unlabelled_in_vocabulary:
             fit_texts += [t for task in tasks for t in (task.unlabeled or [])]
-        featurizer.fit(fit_texts)
+        try:
+            featurizer.fit(fit_texts)
+        except ConfigError as error:
+            # the settings may be fine and the texts not: name where the texts came from
+            sources = ", ".join(f"{t.name} ({t.source})" if t.source and t.source != t.name
+                                else t.name for t in tasks)
+            raise ConfigError(f"{error}; the training texts of: {sources}") from None
         parts = {split: [task.split(split).texts for task in tasks] for split in SPLITS}
         if unlabelled:
             parts[UNLABELLED] = [list(task.unlabeled or []) for task in tasks]
