@@ -5,7 +5,7 @@
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
     textmtl datasets [--data-dir DIR] [--verify] [--download]
     textmtl describe
-    textmtl study 20ng [--problem related|unrelated|both] [--seeds N] [--quick] [--scheduler ADDRESS] [--db PATH]
+    textmtl study 20ng [--protocol authors|cleaned] [--problem related|unrelated|both] [--seeds N] [--quick] [--db PATH]
     textmtl advise --main TASK --aux TASK
 
 User errors (bad config, bad data) print one line on stderr and exit with status 2.
@@ -300,29 +300,29 @@ def _describe_parameters(params, indent: str) -> None:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
-    from .meta.corpus import CorpusSettings
     from .meta.run import check_scheduler, study_20ng
-    from .meta.study import PROBLEMS, StudySettings
+    from .meta.study import PROBLEMS, apply_overrides, protocol_settings
     from .sweep import DaskExecutor, LocalExecutor
 
     problems = PROBLEMS if args.problem == "both" else (args.problem,)
-    changes = {"problems": problems, "corpus": CorpusSettings(sample_seed=args.sample_seed)}
+    settings = protocol_settings(args.protocol, quick=args.quick, problems=problems)
+    changes = {}
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     if args.pairs is not None:
         changes["pairs"] = args.pairs
-    for name in ("mtl_epochs", "curve_epochs", "f1_epoch"):
+    for name in ("mtl_epochs", "curve_epochs", "f1_epoch", "eval_every"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    if args.quick:
-        settings = StudySettings.quick(**changes)
-    else:
-        from dataclasses import replace
-
-        settings = replace(StudySettings(), **changes)
-    out = Path(args.out or ("runs/study-20ng-quick" if args.quick else "runs/study-20ng"))
+    if args.sample_seed is not None:  # the protocol's corpus, with another seed
+        changes["corpus"] = replace(settings.corpus, sample_seed=args.sample_seed)
+    settings = apply_overrides(replace(settings, **changes), args.set)
+    # the cleaned protocol keeps its folders of before protocols existed; others get their own
+    suffix = "" if args.protocol == "cleaned" else f"-{args.protocol}"
+    out = Path(args.out or f"runs/study-20ng{suffix}{'-quick' if args.quick else ''}")
     executor = (DaskExecutor(check_scheduler(args.scheduler)) if args.scheduler
                 else LocalExecutor(args.workers))
     try:
@@ -330,7 +330,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                    data_dir=args.data_dir, meta_runs=args.meta_runs, progress=not args.no_progress,
                    export_advisor=Path(args.export_advisor) if args.export_advisor else None,
                    log=lambda line: print(line, flush=True), device=args.device,
-                   models_per_call=args.models_per_call)
+                   models_per_call=args.models_per_call, protocol=args.protocol)
     finally:
         if hasattr(executor, "close"):
             executor.close()
@@ -395,22 +395,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser("study", help="the 'when does MTL help' meta-study (20 Newsgroups)")
     study.add_argument("dataset", choices=["20ng"], help="the study to run")
+    study.add_argument("--protocol", choices=["authors", "cleaned"], default="authors",
+                       help="authors: the authors' released Keras code (default); cleaned: our first "
+                            "reading of the paper (docs/meta-study.md)")
     study.add_argument("--problem", choices=["related", "unrelated", "both"], default="both")
     study.add_argument("--seeds", type=int, help="seeds per run (default 5; --quick: 1)")
     study.add_argument("--quick", action="store_true",
-                       help="1 seed, 20 pairs per problem, 20 multi-task / 30 single-task epochs")
+                       help="1 seed, 20 pairs per problem (cleaned: also 20 multi-task / 30 single-task epochs)")
     study.add_argument("--pairs", type=int, help="keep this many pairs per problem (seeded choice)")
     study.add_argument("--mtl-epochs", type=int, help="epochs of a multi-task run (default 100)")
     study.add_argument("--curve-epochs", type=int, help="epochs of a single-task run (default 150)")
-    study.add_argument("--f1-epoch", type=int, help="epoch whose single-task F1 is compared (default 100)")
-    study.add_argument("--sample-seed", type=int, default=0, help="seed of the 200 training posts per topic")
+    study.add_argument("--f1-epoch", type=int,
+                       help="epoch (1-based) both models are scored at (authors 81 = their epoch 80; cleaned 100)")
+    study.add_argument("--eval-every", type=int,
+                       help="score every this many epochs (authors 1: any --f1-epoch without training again; "
+                            "cleaned 5)")
+    study.add_argument("--sample-seed", type=int, help="seed of the training-post draws (default 0)")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change one setting of the protocol, e.g. --set dropout=0 --set corpus.sampling=per_topic "
+                            "--set meta.score=f1 (repeatable; names in docs/meta-study.md)")
     study.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
     study.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
     study.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     study.add_argument("--models-per-call", type=int,
                        help="models trained side by side per engine call (default: 1 on a CPU, 64 on a GPU)")
     study.add_argument("--db", metavar="PATH", help="results store (default OUT/study.sqlite)")
-    study.add_argument("--out", metavar="DIR", help="output folder (default runs/study-20ng[-quick])")
+    study.add_argument("--out", metavar="DIR",
+                       help="output folder (default runs/study-20ng[-authors][-quick])")
     study.add_argument("--meta-runs", type=int, default=100, help="repetitions of the meta-model's 5-fold CV")
     study.add_argument("--export-advisor", metavar="PATH", help="also write the fitted advisor model here")
     study.add_argument("--data-dir", help="dataset folder")

@@ -11,12 +11,14 @@ from textmtl.errors import DataError
 from textmtl.meta.metamodel import (
     CrossValidation,
     MetaModel,
+    MetaSettings,
     cross_validate,
     fit_meta_model,
     gain_labels,
     inverse_ranks,
     min_max_bounds,
     min_max_normalise,
+    standard_bounds,
 )
 
 NAMES = ["signal", "noise1", "noise2", "noise3", "noise4"]
@@ -195,3 +197,46 @@ def test_unreadable_json_raises_data_error(tmp_path):
         MetaModel.from_json(path)
     with pytest.raises(DataError, match="not found"):
         MetaModel.from_json(tmp_path / "absent.json")
+
+
+# ------------------------------------------------------------------- the authors' evaluation
+
+AUTHORS_META = MetaSettings(scaling="standard", splits="kfold", score="accuracy", solver="liblinear")
+
+
+def test_authors_cross_validation_is_scikit_learns_pipeline():
+    # efficiency_prediction.py: StandardScaler on all pairs, then KFold accuracy of LogisticRegression()
+    # (liblinear); our run r uses random_state r
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _separable()
+    X[:, 3] = 2.0  # a constant column: StandardScaler maps it to 0, so must we
+    result = cross_validate(X, y, runs=3, settings=AUTHORS_META)
+    scaled = StandardScaler().fit_transform(X)
+    expected = [cross_val_score(LogisticRegression(solver="liblinear", max_iter=1000), scaled, y,
+                                cv=KFold(5, shuffle=True, random_state=r), scoring="accuracy").mean()
+                for r in range(3)]
+    assert result.mean_f1 == pytest.approx(np.mean(expected), abs=1e-12)
+    assert result.std_f1 == pytest.approx(np.std(expected, ddof=1), abs=1e-12)
+
+
+def test_standard_bounds_make_min_max_normalise_a_standard_scaler():
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _separable()
+    lo, hi = standard_bounds(X)
+    np.testing.assert_allclose(min_max_normalise(X, lo, hi), StandardScaler().fit_transform(X), atol=1e-12)
+    model = fit_meta_model(X, y, NAMES, scaling="standard", solver="liblinear")
+    from sklearn.linear_model import LogisticRegression
+
+    reference = LogisticRegression(solver="liblinear", max_iter=1000).fit(StandardScaler().fit_transform(X), y)
+    np.testing.assert_allclose(model.coef, reference.coef_[0], atol=1e-9)
+
+
+def test_bad_meta_settings_are_config_errors():
+    from textmtl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'meta.score' must be one of f1, accuracy"):
+        MetaSettings(score="auc")

@@ -18,22 +18,33 @@ def data_dir():
     return value
 
 
-def test_a_small_study_writes_tables_figures_and_an_advisor(tmp_path, data_dir, capsys):
+@pytest.mark.parametrize("protocol", ["authors", "cleaned"])
+def test_a_small_study_writes_tables_figures_and_an_advisor(tmp_path, data_dir, capsys, protocol):
     out = tmp_path / "study"
-    argv = ["study", "20ng", "--quick", "--pairs", "6", "--mtl-epochs", "3", "--curve-epochs", "4",
-            "--f1-epoch", "3", "--meta-runs", "2", "--workers", "0", "--no-progress", "--out", str(out)]
+
+    def command(f1_epoch: int) -> list[str]:
+        return ["study", "20ng", "--quick", "--protocol", protocol, "--pairs", "6", "--mtl-epochs", "3",
+                "--curve-epochs", "4", "--f1-epoch", str(f1_epoch), "--meta-runs", "2", "--workers", "0",
+                "--no-progress", "--out", str(out)]
+
+    argv = command(3)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "Table 1" in printed and "Table 2" in printed and "Table 3a" in printed and "Table 3b" in printed
+    assert ("accuracy (F1 micro)" in printed) == (protocol == "authors")
     for name in ("tables.md", "table1.csv", "table2.csv", "figure4_f1_over_epochs.png",
                  "figure5_related_gains.png", "summary.json", "study.sqlite"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["pairs"] == {"related": 6, "unrelated": 6}
+    assert summary["protocol"] == protocol and summary["pairs"] == {"related": 6, "unrelated": 6}
     assert summary["run_now"] == summary["trainings"] > 0
-    # a second call finds every run in the store
+    assert set(summary["seconds_per_training"]) == {"single", "mtl"}
+    # a second call finds every run in the store; another epoch of an every-epoch study too
     assert main(argv) == 0
     assert json.loads((out / "summary.json").read_text())["run_now"] == 0
+    if protocol == "authors":  # every epoch is scored: another --f1-epoch trains nothing
+        assert main(command(2)) == 0
+        assert json.loads((out / "summary.json").read_text())["run_now"] == 0
 
 
 def test_advise_answers_for_a_pair_outside_the_study(data_dir, capsys):
@@ -69,6 +80,9 @@ def test_advise_takes_a_user_file_and_a_builtin_multiclass_task(tmp_path, data_d
     (["study", "20ng", "--scheduler", "nonsense"], "--scheduler expects"),
     (["study", "20ng", "--device", "tpu0"], "'--device' must be auto, cpu or cuda[:N]"),
     (["study", "20ng", "--models-per-call", "0"], "--models-per-call must be >= 1"),
+    (["study", "20ng", "--set", "nosuch=1"], "--set nosuch: unknown setting"),
+    (["study", "20ng", "--protocol", "cleaned", "--set", "bce_clip=1e-7"], "needs head 'sigmoid'"),
+    (["study", "20ng", "--f1-epoch", "120"], "'f1_epoch' must be within 1..100"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, expected, data_dir, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path)] if argv[0] == "study" else [])) == 2

@@ -212,6 +212,13 @@ def advise(main_spec: str, aux_spec: str, *, model_path: str | Path | None = Non
     if seeds < 1:
         raise ConfigError(f"'seeds' must be >= 1, got {seeds}")
     model = MetaModel.from_json(model_path or DEFAULT_MODEL)
+    foreign = [name for name in model.feature_names if name not in FEATURE_NAMES]
+    if foreign:
+        # e.g. the advisor.json of an authors-protocol study: its 30 features need the study's
+        # own runs and texts, which a pair outside the study does not have
+        raise ConfigError(f"{model_path or DEFAULT_MODEL}: the meta-model uses features the advisor does not compute "
+                          f"(e.g. {foreign[0]!r}); expected a model over our 46 features, as a study with "
+                          "--protocol cleaned writes")
     main, aux = resolve_task(main_spec, data_dir), resolve_task(aux_spec, data_dir)
     if same_task(main, aux):
         # valid (the features are defined), but the answer says nothing about a second task

@@ -22,13 +22,53 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 #: Written into every saved model, and checked (when present) on loading.
 JSON_FORMAT = "textmtl.metamodel/1"
+
+SCALINGS = ("minmax", "standard")
+SPLITS = ("stratified", "kfold")
+SCORES = ("f1", "accuracy")
+SOLVERS = ("lbfgs", "liblinear")
+COEFFICIENTS = ("cv_mean", "full_fit")
+GROUPINGS = ("named", "authors_code")
+
+
+@dataclass(frozen=True)
+class MetaSettings:
+    """How the meta-model is evaluated (defaults: the cleaned protocol's; docs/meta-study.md).
+
+    Args:
+        scaling: "minmax": [0, 1] bounds of each training fold (the paper's text says [0, 1]);
+            "standard": scikit-learn's ``StandardScaler`` fitted once on all pairs before the
+            cross-validation (the authors' ``efficiency_prediction.py``).
+        splits: "stratified" (``StratifiedKFold``) or "kfold" (``KFold``, the authors').
+        score: "f1" of the class "MTL helps", or "accuracy" (what the authors' released
+            outputs, and so the paper's Table 2, report).
+        solver: of the logistic regression: "lbfgs" (scikit-learn's default now) or
+            "liblinear" (its default before 0.22, which the authors' ``LogisticRegression()`` got).
+        coefficients: Table 3b's coefficients: "cv_mean" (mean over every cross-validation
+            model) or "full_fit" (one model fitted on all pairs, as the authors print them).
+        groups: Table 2's feature groups: "named" (as the rows read) or "authors_code" (the
+            columns the authors' code selects under each row's name; authors' features only).
+    """
+
+    scaling: str = "minmax"
+    splits: str = "stratified"
+    score: str = "f1"
+    solver: str = "lbfgs"
+    coefficients: str = "cv_mean"
+    groups: str = "named"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("scaling", SCALINGS), ("splits", SPLITS), ("score", SCORES), ("solver", SOLVERS),
+                              ("coefficients", COEFFICIENTS), ("groups", GROUPINGS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"'meta.{name}' must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 
 
 def gain_labels(gains: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -95,10 +135,25 @@ def inverse_ranks(coef: Sequence[float] | np.ndarray) -> np.ndarray:
     return n - ranks + 1
 
 
-def _logistic_regression(C: float) -> LogisticRegression:
-    # L2-regularised (sklearn's default), lbfgs; max_iter well above what [0, 1]-scaled
-    # features need, so convergence warnings mean something.
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=1000)
+def _logistic_regression(C: float, solver: str = "lbfgs") -> LogisticRegression:
+    # L2-regularised (sklearn's default); max_iter well above what scaled features need, so
+    # convergence warnings mean something. liblinear (the authors' default) regularises the
+    # intercept too, as it did for them.
+    return LogisticRegression(C=C, solver=solver, max_iter=1000)
+
+
+def standard_bounds(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``StandardScaler`` as min-max bounds: ``lo = mean``, ``hi = mean + std`` (ddof 0), so
+    :func:`min_max_normalise` computes ``(x - mean) / std``; a constant column (std 0) maps to
+    0, as ``StandardScaler`` maps it."""
+    matrix = _as_matrix(X)
+    mean = matrix.mean(axis=0)
+    return mean, mean + matrix.std(axis=0)
+
+
+def scaling_bounds(X: Any, scaling: str = "minmax") -> tuple[np.ndarray, np.ndarray]:
+    """Normalisation bounds of ``scaling`` (:data:`SCALINGS`) for :func:`min_max_normalise`."""
+    return standard_bounds(X) if scaling == "standard" else min_max_bounds(X)
 
 
 def _labels(y: Any, n_rows: int) -> np.ndarray:
@@ -120,7 +175,8 @@ class CrossValidation:
     """Results of repeated stratified k-fold cross-validation of the meta-model.
 
     Attributes:
-        mean_f1: mean over runs of each run's mean held-out F1 (class 1, "MTL helps").
+        mean_f1: mean over runs of each run's mean held-out score (F1 of class 1, "MTL helps",
+            or accuracy: :attr:`MetaSettings.score`).
         std_f1: standard deviation over runs of those per-run means (ddof=1; 0 for one run).
         coefficients: one row per fitted model (run-major, then fold), one column per feature.
         inverse_ranks: same shape; see :func:`inverse_ranks`.
@@ -135,13 +191,15 @@ class CrossValidation:
 
 
 def cross_validate(X: Any, y: Any, *, runs: int = 100, folds: int = 5, seed: int = 0,
-                   C: float = 1.0) -> CrossValidation:
-    """Repeated, randomised, stratified k-fold cross-validation (paper §4.1, Table 2).
+                   C: float = 1.0, settings: MetaSettings = MetaSettings()) -> CrossValidation:
+    """Repeated, randomised k-fold cross-validation (paper §4.1, Table 2).
 
-    Run ``r`` shuffles with ``StratifiedKFold(folds, shuffle=True, random_state=seed + r)``. In
-    every fold the min-max bounds come from the training part only (no leak of the held-out
-    pairs into the scaling), a logistic regression is fitted, and F1 of class 1 ("MTL helps",
-    ``zero_division=0``) is measured on the held-out part.
+    Run ``r`` shuffles with ``StratifiedKFold`` (or ``KFold``, ``settings.splits``)
+    ``(folds, shuffle=True, random_state=seed + r)``. With min-max scaling the bounds come from
+    each fold's training part only (no leak of the held-out pairs into the scaling); with
+    "standard" scaling all pairs are standardised once before the folds, as the authors do. A
+    logistic regression is fitted and scored (``settings.score``: F1 of class 1, "MTL helps",
+    ``zero_division=0``, or accuracy) on the held-out part.
 
     Args:
         X: meta-features, pairs x features.
@@ -152,6 +210,7 @@ def cross_validate(X: Any, y: Any, *, runs: int = 100, folds: int = 5, seed: int
             used instead and reported in :attr:`CrossValidation.folds`.
         seed: base seed of the shuffles.
         C: inverse L2 regularisation strength.
+        settings: scaling, splits, score and solver.
 
     Raises:
         ValueError: if either class has fewer than 2 pairs, or inputs are malformed.
@@ -164,25 +223,36 @@ def cross_validate(X: Any, y: Any, *, runs: int = 100, folds: int = 5, seed: int
     if minority < 2:
         raise ValueError("meta-model needs at least 2 pairs where MTL helps and 2 where it does "
                          f"not; {_class_counts_message(labels)}")
-    used_folds = folds if minority >= folds else max(2, minority)
+    stratified = settings.splits == "stratified"
+    used_folds = folds if (minority >= folds or not stratified) else max(2, minority)
+    used_folds = min(used_folds, matrix.shape[0])
+    if settings.scaling == "standard":
+        matrix = min_max_normalise(matrix, *standard_bounds(matrix))
 
-    run_f1 = np.empty(runs)
+    run_scores = np.empty(runs)
     coefficients, ranks = [], []
     for run in range(runs):
-        splitter = StratifiedKFold(n_splits=used_folds, shuffle=True, random_state=seed + run)
-        fold_f1 = []
+        splitter = (StratifiedKFold if stratified else KFold)(n_splits=used_folds, shuffle=True,
+                                                              random_state=seed + run)
+        fold_scores = []
         for train, test in splitter.split(matrix, labels):
-            lo, hi = min_max_bounds(matrix[train])
-            model = _logistic_regression(C).fit(min_max_normalise(matrix[train], lo, hi),
-                                                labels[train])
-            predicted = model.predict(min_max_normalise(matrix[test], lo, hi))
-            fold_f1.append(f1_score(labels[test], predicted, pos_label=1, zero_division=0))
+            if len(np.unique(labels[train])) < 2:  # an unstratified fold can hold one class only
+                continue
+            if settings.scaling == "minmax":
+                lo, hi = min_max_bounds(matrix[train])
+                fit_x, test_x = min_max_normalise(matrix[train], lo, hi), min_max_normalise(matrix[test], lo, hi)
+            else:
+                fit_x, test_x = matrix[train], matrix[test]
+            model = _logistic_regression(C, settings.solver).fit(fit_x, labels[train])
+            predicted = model.predict(test_x)
+            fold_scores.append(accuracy_score(labels[test], predicted) if settings.score == "accuracy" else
+                               f1_score(labels[test], predicted, pos_label=1, zero_division=0))
             coefficients.append(model.coef_[0].copy())
             ranks.append(inverse_ranks(model.coef_[0]))
-        run_f1[run] = float(np.mean(fold_f1))
+        run_scores[run] = float(np.mean(fold_scores))
     return CrossValidation(
-        mean_f1=float(run_f1.mean()),
-        std_f1=float(run_f1.std(ddof=1)) if runs > 1 else 0.0,
+        mean_f1=float(run_scores.mean()),
+        std_f1=float(run_scores.std(ddof=1)) if runs > 1 else 0.0,
         coefficients=np.vstack(coefficients),
         inverse_ranks=np.vstack(ranks),
         folds=used_folds,
@@ -326,7 +396,7 @@ def _is_finite_number(value: Any) -> bool:
 
 
 def fit_meta_model(X: Any, y: Any, feature_names: Sequence[str], *, C: float = 1.0,
-                   trained_on: dict | None = None) -> MetaModel:
+                   trained_on: dict | None = None, scaling: str = "minmax", solver: str = "lbfgs") -> MetaModel:
     """Fit the final meta-model on all pairs (bounds from all of ``X``, then one fit).
 
     Args:
@@ -335,6 +405,8 @@ def fit_meta_model(X: Any, y: Any, feature_names: Sequence[str], *, C: float = 1
         feature_names: one name per column.
         C: inverse L2 regularisation strength.
         trained_on: free metadata stored with the model (must be JSON-serialisable to save).
+        scaling: "minmax" or "standard" (:data:`SCALINGS`).
+        solver: of the logistic regression (:data:`SOLVERS`).
 
     Raises:
         ValueError: if a class is missing, or shapes disagree.
@@ -349,7 +421,8 @@ def fit_meta_model(X: Any, y: Any, feature_names: Sequence[str], *, C: float = 1
     if labels.min() == labels.max():
         raise ValueError("meta-model needs pairs where MTL helps and pairs where it does not; "
                          f"{_class_counts_message(labels)}")
-    lo, hi = min_max_bounds(matrix)
-    model = _logistic_regression(C).fit(min_max_normalise(matrix, lo, hi), labels)
+    # "standard" is stored as bounds too (mean, mean + std), so a saved model needs no new field
+    lo, hi = scaling_bounds(matrix, scaling)
+    model = _logistic_regression(C, solver).fit(min_max_normalise(matrix, lo, hi), labels)
     return MetaModel(names, lo, hi, model.coef_[0].copy(), float(model.intercept_[0]),
                      dict(trained_on or {}))

@@ -2,22 +2,26 @@
 
 ``torch.nn`` layers, autograd, ``torch.optim.Adam`` (fused where this PyTorch build offers it on
 the device) and a densified batch -- what a user would write first. It starts from the same
-weights (:func:`~textmtl.meta.engine.init_parameters`) and sees the same batches
-(:func:`~textmtl.meta.engine.batch_plan`) as :class:`~textmtl.meta.engine.SparseMLPEngine`, so
-the two can be compared loss by loss (tests/meta/test_engine.py) and timed side by side
+weights (:func:`~textmtl.meta.engine.init_parameters`), sees the same batches
+(:func:`~textmtl.meta.engine.batch_plan`) and drops the same units
+(:func:`~textmtl.meta.engine.dropout_masks`) as :class:`~textmtl.meta.engine.SparseMLPEngine`,
+so the two can be compared loss by loss (tests/meta/test_engine.py) and timed side by side
 (benchmarks/meta_engine.py).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from .engine import RunResult, TaskArrays, TrainSettings, _eval_epochs, batch_plan, evaluate, init_parameters
+from .engine import (RunResult, TaskArrays, TrainSettings, _eval_epochs, batch_plan, dropout_generator,
+                     dropout_masks, evaluate, init_parameters)
 
 
 class ReferenceEngine:
-    """Per-model PyTorch training: nn.Linear + ReLU, autograd, torch.optim.Adam.
+    """Per-model PyTorch training: nn.Linear + ReLU or sigmoid (+ dropout), autograd, torch.optim.Adam.
 
     Args:
         device: torch device.
@@ -33,10 +37,11 @@ class ReferenceEngine:
         """Train; if ``step_losses`` is given, append the total loss of every step to it."""
         device = self.device
         n_features = tasks[0].train_x.shape[1]
-        init = init_parameters(n_features, settings.hidden, [t.num_classes for t in tasks], seed)
+        outputs = [settings.outputs(t.num_classes) for t in tasks]
+        init = init_parameters(n_features, settings.hidden, outputs, seed, settings.init)
         sizes = (n_features, *settings.hidden)
         hidden = torch.nn.ModuleList(torch.nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(settings.hidden)))
-        heads = torch.nn.ModuleList(torch.nn.Linear(sizes[-1], t.num_classes) for t in tasks)
+        heads = torch.nn.ModuleList(torch.nn.Linear(sizes[-1], n) for n in outputs)
         with torch.no_grad():
             for i, layer in enumerate(hidden):
                 layer.weight.copy_(init[f"hidden.{i}.weight"])
@@ -49,7 +54,11 @@ class ReferenceEngine:
         parameters = list(hidden.parameters()) + list(heads.parameters())
         optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=settings.betas, eps=settings.eps,
                                      fused=self.fused)
-        plan = batch_plan([t.train_x.shape[0] for t in tasks], settings.batch_size, settings.epochs, seed)
+        plan = batch_plan([t.train_x.shape[0] for t in tasks], settings.batch_size, settings.epochs, seed,
+                          settings.batch_order)
+        dropper = dropout_generator(seed) if settings.dropout else None
+        activation = torch.relu if settings.activation == "relu" else torch.sigmoid
+        clip = settings.clip_logit()
         labels = [torch.as_tensor(np.asarray(t.train_y), dtype=torch.int64) for t in tasks]
         eval_at = _eval_epochs(settings)
         result = RunResult(train_loss={t.name: [] for t in tasks}, test_f1={t.name: {} for t in tasks})
@@ -60,19 +69,32 @@ class ReferenceEngine:
             for task_rows in batches:
                 step += 1
                 optimizer.zero_grad(set_to_none=True)
-                total = 0.0
+                masks = (dropout_masks(dropper, [len(r) for r in task_rows], settings.hidden, settings.dropout)
+                         if dropper is not None else None)
                 losses = []
                 for k, rows in enumerate(task_rows):
                     x = torch.from_numpy(tasks[k].train_x[rows].toarray()).float().to(device)
                     h = x
-                    for layer in hidden:
-                        h = torch.relu(layer(h))
-                    loss = torch.nn.functional.cross_entropy(heads[k](h), labels[k][rows].to(device))
+                    for i, layer in enumerate(hidden):
+                        h = activation(layer(h))
+                        if masks is not None:
+                            h = h * torch.from_numpy(masks[k][i]).to(device)
+                    logits = heads[k](h)
+                    target = labels[k][rows].to(device)
+                    if settings.head == "sigmoid":
+                        z = logits[:, 0]
+                        # Keras clips the probability to [ε, 1-ε]: the same as clipping the logit
+                        z = z.clamp(-clip, clip) if math.isfinite(clip) else z
+                        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, target.to(z.dtype))
+                    else:
+                        loss = torch.nn.functional.cross_entropy(logits, target)
                     losses.append(loss)
                     sums[k] += float(loss.detach()) * len(rows)
                     counts[k] += len(rows)
                 total = sum(losses)
                 total.backward()
+                for group in optimizer.param_groups:  # Keras's Adam: PyTorch's with a per-step ε
+                    group["eps"] = settings.adam_eps(step)
                 optimizer.step()
                 if step_losses is not None:
                     step_losses.append(float(total.detach()))
@@ -86,6 +108,6 @@ class ReferenceEngine:
                 first = np.ascontiguousarray(params["hidden.0.weight"].T)
                 for k, t in enumerate(tasks):
                     result.test_f1[t.name][epoch] = evaluate(first, params, k, t.test_x, t.test_y,
-                                                             settings.f1_average)
+                                                             settings.f1_average, settings.activation)
         result.steps = step
         return result

@@ -6,15 +6,16 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..data.corpora.newsgroups import TOPIC_HIERARCHY, topic_path
+from . import authors_features as authors
 from .corpus import StudyCorpus
 from .features import FEATURE_LABELS, FEATURE_NAMES, PAIR_FEATURES, TASK_FEATURES, TaskSample, feature_groups, ratio, task_features
-from .metamodel import CrossValidation, MetaModel, cross_validate, fit_meta_model, gain_labels
-from .study import PairOutcome, Plan, StudySettings, mean_loss_curve
+from .metamodel import CrossValidation, MetaModel, MetaSettings, cross_validate, fit_meta_model, gain_labels
+from .study import PairOutcome, Plan, StudySettings, loss_curve, mean_loss_curve
 
 #: Table 1 of the paper: mean F1 single-task, multi-task, fraction of pairs improved
 PAPER_TABLE1 = {"related": (0.834, 0.843, 0.719), "unrelated": (0.893, 0.897, 0.572)}
@@ -53,6 +54,30 @@ _PAPER_FEATURE = {"JSD pos. class": "jsd_pos_class", "JSD neg. class": "jsd_neg_
                   "Curve gradient 50%": "curve_grad_50", "Curve gradient 75%": "curve_grad_75",
                   "# words": "words", "OOV rate": "oov"}
 
+#: The paper's Table 3b rows as the authors' 30 features. The paper labels its rows itself; the
+#: released coefficients (exp2_0/results200/efficiency_epoch80, "Coeffs") match its 30 values one
+#: to one, which names each row's column: e.g. "JSD pos. class / all" (-0.93) is their feature 26,
+#: "JSD test vs training set cat. 1" (-0.9327), and "# words / train" (-0.47) their 17, the ratio.
+AUTHORS_PAPER_3B: dict[tuple[str, str], str] = {
+    ("JSD pos. class", "all"): "jsd_test_class1.main", ("JSD neg. class", "all"): "jsd_test_class0.main",
+    ("OOV rate", "all"): "oov.main", ("JSD between classes", "all"): "jsd_classes.ratio",
+    ("JSD between classes", "aux"): "jsd_classes.aux", ("JSD between classes", "main"): "jsd_classes.main",
+    ("# words", "test"): "words.test", ("# words", "train"): "words.ratio",
+    ("JSD neg. class", "aux"): "jsd_class0.main_aux", ("JSD pos. class", "aux"): "jsd_class1.main_aux",
+    ("# words", "main"): "words.main", ("# words", "aux"): "words.aux",
+    **{(feature, data): f"{_PAPER_FEATURE[feature]}.{data}"
+       for feature in ("Curve param a", "Curve param c", "Curve gradient 10%", "Curve gradient 25%",
+                       "Curve gradient 50%", "Curve gradient 75%") for data in ("main", "aux", "ratio")},
+}
+#: Table 3a (RELATED) uses other labels for some rows; no released file gives its values. Rows
+#: named as in 3b map as there; "# words / ratio" and "JSD between classes / ratio" are 3b's
+#: "train" and "all" (the ratio columns 17 and 16). "JSD pos. class / main" and "/ ratio" are the
+#: two columns left (0, JSD between classes main, and 28): which is which cannot be told (n/a).
+AUTHORS_PAPER_3A: dict[tuple[str, str], str | None] = {
+    **AUTHORS_PAPER_3B, ("# words", "ratio"): "words.ratio", ("JSD between classes", "ratio"): "jsd_classes.ratio",
+    ("JSD pos. class", "main"): None, ("JSD pos. class", "ratio"): None,
+}
+
 
 #: topic labels for the figures: the last name part, unless two topics share it
 SHORT_TOPIC = {"comp.sys.ibm.pc.hardware": "ibm.pc", "comp.sys.mac.hardware": "mac", "comp.windows.x": "windows.x",
@@ -65,33 +90,96 @@ def paper_feature_name(feature: str, data: str) -> str:
     return f"{_PAPER_FEATURE[feature]}.{data}"
 
 
-def task_sample(corpus: StudyCorpus, task: tuple[str, str], curve: np.ndarray) -> TaskSample:
-    """The meta-features' view of topic A (class 0) vs topic B (class 1)."""
+def feature_set(settings: StudySettings) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The names (in column order) and labels of the study's meta-features."""
+    if settings.features == "authors":
+        return authors.FEATURE_NAMES, authors.FEATURE_LABELS
+    return FEATURE_NAMES, FEATURE_LABELS
+
+
+def task_sample(corpus: StudyCorpus, task: tuple[str, str], curve: np.ndarray, seed: int = 0) -> TaskSample:
+    """Our features' view of topic A (class 0) vs topic B (class 1) in the run of ``seed``."""
     a, b = task
-    return TaskSample(f"{a}|{b}", (corpus.train_tokens[a], corpus.train_tokens[b]),
-                      (corpus.test_tokens[a], corpus.test_tokens[b]), curve)
+    if corpus.settings.draws_per_seed:
+        docs = corpus.documents(a, b, seed, as_tokens=True)
+        return TaskSample(f"{a}|{b}", docs.train, docs.test_by_class(), curve)
+    return TaskSample(f"{a}|{b}", (corpus.tokens("train", a), corpus.tokens("train", b)),
+                      (corpus.tokens("test", a), corpus.tokens("test", b)), curve)
 
 
 def feature_matrix(outcomes: list[PairOutcome], corpus: StudyCorpus, plan: Plan, settings: StudySettings,
-                   rows: dict[str, Any]) -> np.ndarray:
-    """One row of :data:`FEATURE_NAMES` per pair (per-task features computed once per task)."""
-    samples: dict[tuple[str, str], TaskSample] = {}
-    per_task: dict[tuple[str, str], dict[str, float]] = {}
+                   rows: dict[str, Any], log: Callable[[str], None] | None = None) -> np.ndarray:
+    """One row of meta-features per pair, columns in :func:`feature_set` order.
 
-    def sample(task: tuple[str, str]) -> TaskSample:
-        if task not in samples:
-            samples[task] = task_sample(corpus, task, mean_loss_curve(plan, settings, rows, task))
-            per_task[task] = task_features(samples[task])
-        return samples[task]
+    Our 46 (features "textmtl") read the fixed data sample and the loss curve averaged over
+    seeds. Where the sample is drawn anew for every seed (per-task sampling), and for the
+    authors' 30 always, each seed's features are computed from that seed's documents and
+    curve, and the row is their mean over seeds (with one seed, as the authors ran UNRELATED,
+    exactly their features). Per-task parts are computed once per task and seed.
+    """
+    if settings.features == "authors":
+        return _authors_matrix(outcomes, corpus, plan, settings, rows, log)
+    per_seed = corpus.settings.draws_per_seed
+    samples: dict[tuple, TaskSample] = {}
+    per_task: dict[tuple, dict[str, float]] = {}
+
+    def values_of(task: tuple[str, str], seed: int | None) -> tuple[TaskSample, dict[str, float]]:
+        if (task, seed) not in samples:
+            curve = (mean_loss_curve(plan, settings, rows, task) if seed is None
+                     else loss_curve(plan, settings, rows, task, seed))
+            samples[task, seed] = task_sample(corpus, task, curve, seed or 0)
+            per_task[task, seed] = task_features(samples[task, seed])
+        return samples[task, seed], per_task[task, seed]
 
     matrix = []
     for outcome in outcomes:
-        main, aux = sample(outcome.main), sample(outcome.aux)
-        values = {f"{n}.main": v for n, v in per_task[outcome.main].items()}
-        values.update({f"{n}.aux": v for n, v in per_task[outcome.aux].items()})
-        values.update({f"{n}.ratio": ratio(per_task[outcome.main][n], per_task[outcome.aux][n]) for n in TASK_FEATURES})
-        values.update({n: float(f(main, aux)) for n, f in PAIR_FEATURES.items()})
-        matrix.append([values[n] for n in FEATURE_NAMES])
+        vectors = []
+        for seed in (range(settings.seeds) if per_seed else [None]):
+            (main, main_values), (aux, aux_values) = values_of(outcome.main, seed), values_of(outcome.aux, seed)
+            values = {f"{n}.main": v for n, v in main_values.items()}
+            values.update({f"{n}.aux": v for n, v in aux_values.items()})
+            values.update({f"{n}.ratio": ratio(main_values[n], aux_values[n]) for n in TASK_FEATURES})
+            values.update({n: float(f(main, aux)) for n, f in PAIR_FEATURES.items()})
+            vectors.append([values[n] for n in FEATURE_NAMES])
+        matrix.append(np.mean(vectors, axis=0))
+    return np.asarray(matrix, dtype=float)
+
+
+def _authors_matrix(outcomes: list[PairOutcome], corpus: StudyCorpus, plan: Plan, settings: StudySettings,
+                    rows: dict[str, Any], log: Callable[[str], None] | None) -> np.ndarray:
+    """The authors' 30 features per pair (mean over seeds). A task's classes are in name order,
+    as scikit-learn labels ``fetch_20newsgroups(categories=...)`` in the authors' code: their
+    "cat. 0" of a task is its alphabetically first topic, for main and auxiliary alike."""
+    tasks: dict[tuple, authors.AuthorsTask] = {}
+    per_task: dict[tuple, dict[str, float]] = {}
+    as_main: dict[tuple, dict[str, float]] = {}
+    not_converged: set[tuple] = set()
+
+    def task_of(task: tuple[str, str], seed: int) -> tuple[tuple, authors.AuthorsTask, dict[str, float]]:
+        key = (tuple(sorted(task)), seed)
+        if key not in tasks:
+            a, b = key[0]
+            docs = corpus.documents(a, b, seed)
+            tasks[key] = authors.AuthorsTask(f"{a}|{b}", docs.train, docs.test,
+                                             loss_curve(plan, settings, rows, (a, b), seed))
+            per_task[key] = authors.task_features(tasks[key], settings.gradient_epochs)
+            if not authors.fit_curve_parameters(tasks[key].loss_curve)[2]:
+                not_converged.add(key)
+        return key, tasks[key], per_task[key]
+
+    matrix = []
+    for outcome in outcomes:
+        vectors = []
+        for seed in range(settings.seeds):
+            (key, main, main_values), (_, aux, aux_values) = task_of(outcome.main, seed), task_of(outcome.aux, seed)
+            if key not in as_main:  # the main task's test-text features do not depend on the auxiliary task
+                as_main[key] = authors.main_features(main)
+            values = authors.combine(main_values, aux_values, authors.general_features(main, aux, as_main[key]))
+            vectors.append([values[n] for n in authors.FEATURE_NAMES])
+        matrix.append(np.mean(vectors, axis=0))
+    if not_converged and log is not None:
+        log(f"authors' curve fit: {len(not_converged)} of {len(tasks)} single-task curves did not converge from "
+            "curve_fit's default start; their curve a / c come from our bounded fit (docs/meta-study.md)")
     return np.asarray(matrix, dtype=float)
 
 
@@ -104,6 +192,10 @@ class ProblemReport:
     features: np.ndarray
     labels: np.ndarray
     ablations: dict[str, CrossValidation | None]
+    names: tuple[str, ...] = FEATURE_NAMES
+    labels_of: dict[str, str] | None = None
+    meta: MetaSettings = MetaSettings()
+    full_fit: MetaModel | None = None  # one model on every pair (Table 3b "full_fit", advisor.json)
 
     @property
     def single_f1(self) -> float:
@@ -119,25 +211,51 @@ class ProblemReport:
         per_seed = np.array([[m > s for s, m in zip(o.single_f1, o.mtl_f1)] for o in self.outcomes], dtype=float)
         return float(per_seed.mean())
 
+    @property
+    def constant_score(self) -> float:
+        """What a constant answer scores: the majority class's share (accuracy), or the F1 of
+        always answering "helps" (2p / (1 + p))."""
+        p = float(np.mean(self.labels))
+        return max(p, 1 - p) if self.meta.score == "accuracy" else 2 * p / (1 + p)
+
 
 def analyse(problem: str, outcomes: list[PairOutcome], features: np.ndarray, *, runs: int = 100,
-            folds: int = 5) -> ProblemReport:
-    """Meta-model cross-validation for every feature group of Table 2."""
+            folds: int = 5, names: tuple[str, ...] = FEATURE_NAMES, meta: MetaSettings = MetaSettings(),
+            labels_of: dict[str, str] | None = None, command: str = "") -> ProblemReport:
+    """Meta-model cross-validation for every feature group of Table 2, and the full fit."""
     labels = gain_labels([o.gain for o in outcomes])
+    groups = (authors.feature_groups(names, meta.groups) if names == authors.FEATURE_NAMES
+              else feature_groups(names))
     ablations: dict[str, CrossValidation | None] = {}
-    for group, mask in feature_groups(FEATURE_NAMES).items():
+    for group, mask in groups.items():
         try:
-            ablations[group] = cross_validate(features[:, np.asarray(mask)], labels, runs=runs, folds=folds)
+            ablations[group] = cross_validate(features[:, np.asarray(mask)], labels, runs=runs, folds=folds,
+                                              settings=meta)
         except ValueError:  # too few pairs on one side (e.g. a --quick study): no meta-model
             ablations[group] = None
-    return ProblemReport(problem, outcomes, features, labels, ablations)
+    report = ProblemReport(problem, outcomes, features, labels, ablations, names, labels_of or FEATURE_LABELS, meta)
+    try:
+        report.full_fit = fit_meta_model(features, labels, list(names), scaling=meta.scaling, solver=meta.solver,
+                                         trained_on={"problem": problem, "pairs": len(outcomes),
+                                                     "pairs_mtl_helps": int(labels.sum()), "command": command,
+                                                     "features": "authors" if names == authors.FEATURE_NAMES
+                                                     else "textmtl", "scaling": meta.scaling})
+    except ValueError:
+        report.full_fit = None
+    return report
 
 
 def advisor_model(report: ProblemReport, command: str) -> MetaModel:
-    """The meta-model over all features, fitted on every pair of ``report``."""
-    return fit_meta_model(report.features, report.labels, list(FEATURE_NAMES), trained_on={
-        "problem": report.problem, "pairs": len(report.outcomes),
-        "pairs_mtl_helps": int(report.labels.sum()), "command": command})
+    """The meta-model over all features, fitted on every pair of ``report``.
+
+    Raises:
+        ValueError: when the pairs are all of one class (no model can be fitted).
+    """
+    if report.full_fit is None:
+        return fit_meta_model(report.features, report.labels, list(report.names), scaling=report.meta.scaling,
+                              solver=report.meta.solver)  # raises, saying why
+    report.full_fit.trained_on["command"] = command
+    return report.full_fit
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -151,57 +269,90 @@ def _seed_spread(report: ProblemReport, attribute: str) -> str:
     return f"{np.mean(per_seed):.3f}{spread}"
 
 
-def table1(reports: list[ProblemReport], seeds: int) -> tuple[str, list[list[str]]]:
-    header = ["problem", "pairs", "single-task F1", "multi-task F1", "improved", "paper single", "paper multi",
-              "paper improved"]
+def _score_name(average: str) -> str:
+    return "accuracy (F1 micro)" if average == "micro" else f"F1 ({average})"
+
+
+def table1(reports: list[ProblemReport], seeds: int, f1_epoch: int | None = None,
+           average: str = "macro") -> tuple[str, list[list[str]]]:
+    score = _score_name(average)
+    header = ["problem", "pairs", f"single-task {score}", f"multi-task {score}", "improved", "paper single",
+              "paper multi", "paper improved"]
     rows = []
     for r in reports:
         p = PAPER_TABLE1[r.problem]
         rows.append([r.problem.upper(), str(len(r.outcomes)), _seed_spread(r, "single_f1"),
                      _seed_spread(r, "mtl_f1"), _fmt(r.improved), *(_fmt(v) for v in p)])
-    return _markdown(header, rows, f"Table 1: mean test F1 of the main task over pairs and {seeds} seed(s); "
-                                   "'improved' = share of (pair, seed) where multi-task beats single-task"), [header, *rows]
+    at = f" at epoch {f1_epoch}" if f1_epoch else ""
+    return _markdown(header, rows, f"Table 1: mean test {score} of the main task{at} over pairs and {seeds} "
+                                   "seed(s); 'improved' = share of (pair, seed) where multi-task beats "
+                                   "single-task"), [header, *rows]
 
 
 def table2(reports: list[ProblemReport]) -> tuple[str, list[list[str]]]:
+    meta = reports[0].meta if reports else MetaSettings()
+    score = "accuracy" if meta.score == "accuracy" else "F1"
     header = ["features"]
     for r in reports:
-        header += [f"{r.problem.upper()} F1 (mean ± std over runs)", f"{r.problem.upper()} paper"]
+        header += [f"{r.problem.upper()} {score} (mean ± std over runs)", f"{r.problem.upper()} paper"]
     rows = []
     for group, title in GROUP_TITLES.items():
         row = [title]
         for r in reports:
             cv = r.ablations.get(group)
-            row.append("n/a" if cv is None else f"{cv.mean_f1:.2f} ± {cv.std_f1:.2f}")
+            row.append("n/a" if cv is None else f"{cv.mean_f1:.3f} ± {cv.std_f1:.3f}")
             row.append(_fmt(PAPER_TABLE2[group][0 if r.problem == "related" else 1], 2))
         rows.append(row)
-    return _markdown(header, rows, "Table 2: meta-model F1 (logistic regression, repeated 5-fold CV) per feature group"), [header, *rows]
+    constant = ["Constant answer (majority class)" if meta.score == "accuracy" else "Constant answer 'helps'"]
+    for r in reports:
+        constant += [_fmt(r.constant_score), ""]
+    rows.append(constant)
+    folds = "StratifiedKFold" if meta.splits == "stratified" else "KFold"
+    how = f"{folds}, {meta.scaling} scaling, {meta.solver}, groups as {meta.groups.replace('_', ' ')}"
+    return _markdown(header, rows, f"Table 2: meta-model {score} (logistic regression, repeated 5-fold CV: {how}) "
+                                   "per feature group"), [header, *rows]
 
 
 def table3(report: ProblemReport, which: str) -> tuple[str, list[list[str]]]:
     """Table 3a (``which="ranks"``) or 3b (``"coefficients"``): the paper's rows with ours beside."""
     cv = report.ablations.get("all")
+    names, labels = report.names, report.labels_of or FEATURE_LABELS
+    is_authors = names == authors.FEATURE_NAMES
     paper = PAPER_TABLE3A if which == "ranks" else PAPER_TABLE3B
-    ours = None if cv is None else (cv.inverse_ranks if which == "ranks" else cv.coefficients).mean(0)
-    order = {} if ours is None else {n: i for i, n in enumerate(FEATURE_NAMES)}
+    if which == "ranks":
+        ours = None if cv is None else cv.inverse_ranks.mean(0)
+    elif report.meta.coefficients == "full_fit":
+        ours = None if report.full_fit is None else np.asarray(report.full_fit.coef)
+    else:
+        ours = None if cv is None else cv.coefficients.mean(0)
+    order = {n: i for i, n in enumerate(names)}
     what = "inverse rank" if which == "ranks" else "coefficient"
     header = ["feature", "data", f"paper {what}", f"our {what}", "our position"]
-    positions = {} if ours is None else {FEATURE_NAMES[i]: p + 1 for p, i in enumerate(np.argsort(
+    positions = {} if ours is None else {names[i]: p + 1 for p, i in enumerate(np.argsort(
         -(ours if which == "ranks" else np.abs(ours)), kind="stable"))}
     rows = []
     for feature, data, value in paper:
-        name = paper_feature_name(feature, data)
-        mine = None if ours is None else float(ours[order[name]])
+        if is_authors:
+            name = (AUTHORS_PAPER_3A if which == "ranks" else AUTHORS_PAPER_3B).get((feature, data))
+        else:
+            name = paper_feature_name(feature, data)
+        mine = None if ours is None or name is None else float(ours[order[name]])
         rows.append([feature, data, f"{value:g}", _fmt(mine, 1 if which == "ranks" else 2),
                      str(positions.get(name, "n/a"))])
-    title = (f"Table 3a: mean inverse rank (|coefficient| rank, {len(FEATURE_NAMES)} = most important) for "
-             f"{report.problem.upper()}" if which == "ranks" else
-             f"Table 3b: mean coefficient (features min-max normalised) for {report.problem.upper()}")
-    text = _markdown(header, rows, title + "; the paper's 30 rows, ours beside (position among our "
-                                           f"{len(FEATURE_NAMES)} features)")
+    if which == "ranks":
+        title = (f"Table 3a: mean inverse rank (|coefficient| rank, {len(names)} = most important) for "
+                 f"{report.problem.upper()}")
+    else:
+        fitted = ("one model fitted on all pairs" if report.meta.coefficients == "full_fit"
+                  else "mean over the cross-validation models")
+        title = (f"Table 3b: coefficient ({fitted}; features {report.meta.scaling}-scaled) for "
+                 f"{report.problem.upper()}")
+    mapping = ("; the paper's labels as the authors' columns (docs/meta-study.md)" if is_authors else "")
+    text = _markdown(header, rows, title + f"; the paper's 30 rows, ours beside (position among our {len(names)} "
+                                           f"features){mapping}")
     if ours is not None:  # and what our model ranks highest, whether or not the paper lists it
         key = ours if which == "ranks" else np.abs(ours)
-        top = [[FEATURE_LABELS[FEATURE_NAMES[i]], _fmt(float(ours[i]), 2)] for i in np.argsort(-key, kind="stable")[:10]]
+        top = [[labels[names[i]], _fmt(float(ours[i]), 2)] for i in np.argsort(-key, kind="stable")[:10]]
         text += "\n" + _markdown(["our top 10 feature", what], top, f"our 10 most important features ({report.problem.upper()})")
     return text, [header, *rows]
 
@@ -217,8 +368,8 @@ def write_csv(path: Path, table: list[list[str]]) -> None:
         csv.writer(handle).writerows(table)
 
 
-def figure4(reports: list[ProblemReport], path: Path) -> None:
-    """Mean F1 over epochs, single- vs multi-task (the paper's Figure 4), one panel per problem."""
+def figure4(reports: list[ProblemReport], path: Path, score: str = "F1") -> None:
+    """Mean test score over epochs, single- vs multi-task (the paper's Figure 4), one panel per problem."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,10 +380,10 @@ def figure4(reports: list[ProblemReport], path: Path) -> None:
         for key, label, marker in (("single_curve", "single-task", "x"), ("mtl_curve", "multi-task", "o")):
             epochs = sorted(set.intersection(*(set(getattr(o, key)) for o in r.outcomes)))
             ax.plot(epochs, [np.mean([getattr(o, key)[e] for o in r.outcomes]) for e in epochs],
-                    marker=marker, markersize=4, label=label)
+                    marker=marker, markersize=4 if len(epochs) <= 40 else 2, label=label)
         ax.set_title(f"{r.problem.upper()} TOPICS ({len(r.outcomes)} pairs)")
         ax.set_xlabel("epochs")
-        ax.set_ylabel("mean test F1 (main task)")
+        ax.set_ylabel(f"mean test {score} (main task)")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -11,10 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..data.store import locate
 from ..errors import ConfigError
 from .corpus import build_corpus
-from .report import advisor_model, analyse, feature_matrix, figure4, figure5, table1, table2, table3, write_csv
+from .report import (advisor_model, analyse, feature_matrix, feature_set, figure4, figure5, table1, table2, table3,
+                     write_csv)
 from .store import RunStore
 from .study import StudySettings, collect_outcomes, load_runs, plan_study, run_study
 
@@ -22,11 +25,12 @@ from .study import StudySettings, collect_outcomes, load_runs, plan_study, run_s
 def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, executor: Any,
                data_dir: str | None = None, meta_runs: int = 100, progress: bool = True,
                export_advisor: Path | None = None, log: Callable[[str], None] = print,
-               device: str = "auto", models_per_call: int | None = None) -> dict[str, Any]:
+               device: str = "auto", models_per_call: int | None = None, protocol: str | None = None) -> dict[str, Any]:
     """The whole study. Returns a summary (times, counts, output paths).
 
     ``device``: "auto" (CUDA when present), "cpu", "cuda[:N]"; ``models_per_call``: models
-    trained side by side per engine call (default: 1 on a CPU, 64 on a GPU).
+    trained side by side per engine call (default: 1 on a CPU, 64 on a GPU); ``protocol``: the
+    preset the settings came from, recorded in the summary (the settings themselves are too).
     """
     from ..training.runtime import resolve_device
 
@@ -44,14 +48,18 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         raise ConfigError(f"--models-per-call must be >= 1, got {models_per_call}")
     started = time.perf_counter()
     plan = plan_study(settings)
-    log(f"study: {', '.join(f'{p} {len(v)} pairs' for p, v in plan.pairs.items())}, {settings.seeds} seed(s); "
+    log(f"study{f' (protocol {protocol})' if protocol else ''}: "
+        f"{', '.join(f'{p} {len(v)} pairs' for p, v in plan.pairs.items())}, {settings.seeds} seed(s); "
         f"{len(plan.units)} trainings ({plan.naive_trainings} without sharing runs between pairs); "
         f"results store {db}")
     root = locate("newsgroups", data_dir).path
     with RunStore(db) as store:  # opened first: a bad --db fails before the corpus is built
         corpus = build_corpus(root, settings.corpus)
-        log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {settings.corpus.train_per_topic} "
-            f"training posts per topic (built in {time.perf_counter() - started:.1f} s); "
+        sample = (f"{settings.corpus.train_per_topic} training posts per topic"
+                  if settings.corpus.sampling == "per_topic" else
+                  f"{settings.corpus.train_per_task} training posts per task and seed")
+        log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {sample} "
+            f"(built in {time.perf_counter() - started:.1f} s); "
             f"running on {executor.describe()}, device {device}, {models_per_call} model(s) per call")
         bar = None
         if progress:
@@ -75,12 +83,15 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         analysis_start = time.perf_counter()
         rows = load_runs(plan, store)
     outcomes = collect_outcomes(plan, settings, rows)
+    command = "textmtl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "textmtl study 20ng"
+    names, labels = feature_set(settings)
     reports = []
     for problem, problem_outcomes in outcomes.items():
-        features = feature_matrix(problem_outcomes, corpus, plan, settings, rows)
-        reports.append(analyse(problem, problem_outcomes, features, runs=meta_runs))
+        features = feature_matrix(problem_outcomes, corpus, plan, settings, rows, log)
+        reports.append(analyse(problem, problem_outcomes, features, runs=meta_runs, names=names, meta=settings.meta,
+                               labels_of=labels, command=command))
     out.mkdir(parents=True, exist_ok=True)
-    sections = [table1(reports, settings.seeds), table2(reports)]
+    sections = [table1(reports, settings.seeds, settings.f1_epoch, settings.f1_average), table2(reports)]
     names = ["table1", "table2"]
     for r in reports:
         which = "ranks" if r.problem == "related" else "coefficients"
@@ -89,11 +100,10 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
     text = "\n".join(s[0] for s in sections)
     for name, (_, table) in zip(names, sections):
         write_csv(out / f"{name}.csv", table)
-    figure4(reports, out / "figure4_f1_over_epochs.png")
+    figure4(reports, out / "figure4_f1_over_epochs.png", "accuracy" if settings.f1_average == "micro" else "F1")
     related = [r for r in reports if r.problem == "related"]
     if related:
         figure5(related[0], out / "figure5_related_gains.png")
-    command = "textmtl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "textmtl study 20ng"
     advisor_source = next((r for r in reports if r.problem == "unrelated"), reports[0])
     advisor = None
     try:
@@ -105,13 +115,16 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         if export_advisor:
             advisor.to_json(export_advisor)
     summary = {
-        "command": command, "settings": asdict(settings), "trainings": len(plan.units),
+        "command": command, "protocol": protocol, "settings": asdict(settings), "trainings": len(plan.units),
         "trainings_without_sharing": plan.naive_trainings, "run_now": run.executed,
         "found_in_store": run.already_done, "training_seconds": round(run.seconds, 1),
         "analysis_seconds": round(time.perf_counter() - analysis_start, 1),
         "total_seconds": round(time.perf_counter() - started, 1), "executor": executor.describe(),
         "device": device, "models_per_call": models_per_call,
         "pairs": {r.problem: len(r.outcomes) for r in reports},
+        # the engine's time per model (stored with each run), by kind: what a larger study costs
+        "seconds_per_training": {kind: round(float(np.mean([r.seconds for r in rows.values() if r.kind == kind])), 3)
+                                 for kind in ("single", "mtl") if any(r.kind == kind for r in rows.values())},
     }
     (out / "tables.md").write_text(f"Produced by `{command}`\n\n{text}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
