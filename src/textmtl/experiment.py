@@ -15,6 +15,8 @@ suffix when everything is done; an interrupted or failed run keeps its ``.partia
         metrics.json       dev and test metrics per task at the best dev epoch (written last:
                            its presence marks the run finished)
         curves.json        per epoch: train loss per task, extra losses, task weights, dev metrics
+        mixing.json/.png   what a mixing method learned (its ``learned_mixing()``: cross-stitch
+                           and sluice α, sluice β), for methods that have it
 """
 
 from __future__ import annotations
@@ -185,8 +187,12 @@ def _weights_for(params: dict, task_names: list[str]) -> dict:
 
 
 def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, data: MultiTaskData,
-                result: TrainResult) -> None:
-    """Write one trained model's folder; ``metrics.json`` last, marking it finished."""
+                result: TrainResult, trained=None) -> None:
+    """Write one trained model's folder; ``metrics.json`` last, marking it finished.
+
+    ``trained`` (the trained method, best weights loaded): when it has ``learned_mixing()``,
+    what it returns is written as ``mixing.json`` and drawn as ``mixing.png``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     kind = ENCODERS.get(config.encoder.name).input_kind
     (folder / "featurizer.json").write_text(json.dumps({"kind": kind, "state": data.featurizer.state()}))
@@ -196,6 +202,12 @@ def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, da
     (folder / "model.json").write_text(json.dumps(model, indent=1))
     save_checkpoint(result.state_dict, folder / "checkpoint.pt")
     (folder / "curves.json").write_text(json.dumps(result.curves, indent=1))
+    learned = getattr(trained, "learned_mixing", None)
+    mixing = learned() if callable(learned) else None
+    if mixing:
+        from .report.mixing import write_mixing
+
+        write_mixing(folder, mixing)
     metrics = {"best_epoch": result.best_epoch, "dev": result.dev, "test": result.test,
                "steps": result.steps, "seconds_per_epoch": result.seconds_per_epoch}
     temporary = folder / "metrics.json.tmp"
@@ -356,8 +368,8 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) ->
                 if done is None:
                     sub = data if len(names) == len(tasks) else data.subset(names)
                     label = f"{method.title} {names[0]} seed {seed}" if separately else f"{method.title} seed {seed}"
-                    _, result = train_one(config, method, sub, seed, label, log)
-                    write_model(folder, config, method, sub, result)
+                    model, result = train_one(config, method, sub, seed, label, log)
+                    write_model(folder, config, method, sub, result, model)
                     done = _finished(folder)
                     epoch_times.append(result.seconds_per_epoch)
                 records += [_record(method.title, seed, name, done) for name in names]

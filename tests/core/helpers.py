@@ -11,7 +11,8 @@ from textmtl.encoders import ENCODERS
 # keep dropout at 0: the properties compare outputs exactly
 TINY_ENCODER_PARAMS = {
     "mlp": {"hidden_dims": [8, 6]},
-    "bilstm": {"embedding_dim": 8, "hidden_dim": 5},
+    # an even hidden_dim: sluice networks split each direction's units into two subspaces
+    "bilstm": {"embedding_dim": 8, "hidden_dim": 6},
     "textcnn": {"embedding_dim": 8, "filter_widths": [2, 3], "num_filters": 4, "dropout": 0.0},
     "minilm": {"num_layers": 1},
     "han": {"embedding_dim": 8, "word_hidden_dim": 4, "sentence_hidden_dim": 4,

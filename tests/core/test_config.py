@@ -189,7 +189,7 @@ def test_unknown_key_in_component_section_through_parse():
     raw = base_raw()
     raw["methods"][2]["selfweight"] = 0.5
     with pytest.raises(ConfigError, match=r"'methods\.2\.selfweight' for sharing 'cross_stitch'; "
-                                          r"valid keys: alpha_lr_scale, self_weight"):
+                                          r"valid keys: alpha_lr_scale, head_hidden, self_weight, shared_embedding"):
         parse_config(raw)
 
 

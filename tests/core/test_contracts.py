@@ -5,7 +5,8 @@ method's extra losses and penalties), shared parameters get a gradient from each
 three parameter groups partition the parameters, ``param_groups()`` covers every trainable
 parameter once, an export / load round trip predicts the same, a batch predicts like its
 examples one by one (or, for methods whose rows interact, like its collections one at a time),
-and two trainings with one seed give the same losses.
+and two trainings with one seed give the same losses. With ``head_hidden`` every method gives
+every task its own MLP head (hidden layer, ReLU, output layer), trained and saved like the rest.
 """
 
 from __future__ import annotations
@@ -185,3 +186,41 @@ def test_config_schema_is_keyword_only_with_defaults(registry):
             if p.kind is inspect.Parameter.KEYWORD_ONLY:
                 assert p.annotation is not inspect.Parameter.empty, f"{registry.axis} {name}.{p.name} has no type"
         assert inspect.getdoc(constructor), f"{registry.axis} {name} has no docstring"
+
+
+HEAD_COMBINATIONS = [(e, s) for e in ("mlp", "bilstm") if e in ENCODER_NAMES for s in SHARING.names()]
+
+
+@pytest.mark.parametrize("encoder_name,sharing_name", HEAD_COMBINATIONS)
+def test_per_task_mlp_heads(encoder_name, sharing_name, data_by_encoder, tmp_path):
+    """``head_hidden: 7``: each task's last four parameters are its hidden layer (7, D), (7,) and
+    its output layer (C, 7), (C,); every parameter gets a gradient; a saved model predicts the
+    same; rows that do not interact predict alone as in the batch."""
+    data = data_by_encoder[encoder_name]
+    model = build(encoder_name, sharing_name, data, seed=1, sharing_params={"head_hidden": 7})
+    for task in data.tasks:
+        hidden_weight, hidden_bias, output_weight, output_bias = model.task_parameters(task.name)[-4:]
+        assert hidden_weight.shape[0] == 7 and hidden_bias.shape == (7,)
+        assert output_weight.shape == (task.num_classes, 7) and output_bias.shape == (task.num_classes,)
+    batch = full_batch(data, model)
+    _, total = total_loss(model, batch, data)
+    model.zero_grad(set_to_none=True)
+    total.backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
+    assert not missing, f"no gradient for {missing}"
+    model.eval()
+    test_batch = full_batch(data, model, "test", 5)
+    torch.save(model.export_state(), tmp_path / "model.pt")
+    other = build(encoder_name, sharing_name, data, seed=2, sharing_params={"head_hidden": 7}).eval()
+    with torch.no_grad():
+        other.load_exported_state(torch.load(tmp_path / "model.pt"))
+        torch.testing.assert_close(model(test_batch), other(test_batch))
+        if not model.rows_interact:
+            parts = [(t, np.arange(3)) for t in range(len(data.tasks))]
+            together = model(data.batch("dev", parts))
+            for row, (t, position) in enumerate((t, p) for t, ps in parts for p in ps):
+                alone = model(data.batch("dev", [(t, np.array([position]))]))
+                torch.testing.assert_close(together[row: row + 1], alone, rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="'head_hidden' of .* must be an integer >= 0"):
+        build(encoder_name, sharing_name, data, sharing_params={"head_hidden": -1})

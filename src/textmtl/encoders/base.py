@@ -18,6 +18,12 @@ owns a disjoint set of parameters (``stage_parameters(i)``), and a token-level s
 be pooled to one vector per row without parameters (``pool``), so a method may put a head on
 any stage (low supervision, sluice, Zhang et al. 2017).
 
+Subspaces (sluice networks): ``subspace_features(i, S)`` says which features of stage i's
+output form each of S subspaces (default: S contiguous blocks of the width; the BiLSTM splits
+each direction in halves so that every subspace keeps both directions), and
+``subspace_weights(i, S)`` returns the rows of the stage's weight matrices that produce each
+subspace (for the subspace orthogonality penalty; default: none).
+
 Constructor contract: ``__init__(self, input_spec, *, ...keyword-only config...)``; the
 keyword-only arguments are the config schema (see :mod:`textmtl.registry`).
 """
@@ -25,7 +31,7 @@ keyword-only arguments are the config schema (see :mod:`textmtl.registry`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -57,6 +63,22 @@ class StageInfo:
     # token: (B, T, D) aligned with the input tokens; sequence: (B, D);
     # sentence_token: (B, S, T, D) (HAN word level); sentence: (B, S, D) (HAN sentence vectors)
     name: str           # e.g. "embedding", "bilstm_1", "max_pooling", "word_attention"
+
+
+class SubspaceWeights(NamedTuple):
+    """The rows of one weight matrix of a stage that produce each subspace of its output.
+
+    ``blocks[s]`` is (rows_s, input width): the weight vectors of the units of subspace s, one
+    per row, differentiable views of the parameter. ``kind`` names the matrix ("input": the
+    weights on the stage's input, "recurrent": an RNN's hidden-to-hidden weights,
+    "input_gate": an LSTM's recurrent weights of the input gate); ``stage`` is the stage name
+    and ``task`` the task column it belongs to (set by the sharing method).
+    """
+
+    kind: str
+    blocks: list[torch.Tensor]
+    stage: str = ""
+    task: str = ""
 
 
 class Encoder(nn.Module):
@@ -157,6 +179,37 @@ class Encoder(nn.Module):
                 f"input tokens {tuple(inputs.token_ids.shape)}, got shape {tuple(hidden.shape)}")
         return masked_pool(hidden, inputs.lengths, pooling)  # (B, D)
 
+    def subspace_features(self, index: int, num_subspaces: int) -> torch.Tensor:
+        """Which output features of stage ``index`` form each subspace.
+
+        Default: ``num_subspaces`` contiguous equal blocks of the stage width. Encoders whose
+        outputs have a layout (a BiLSTM's [forward | backward] halves) override it.
+
+        Args:
+            index: the stage.
+            num_subspaces: S, the number of subspaces (1: the whole output).
+        Returns:
+            (S, W / S) long tensor: row s lists the feature positions of subspace s (every
+            position exactly once).
+        Raises:
+            ValueError: S does not divide the stage width.
+        """
+        self._check_stage(index)
+        width = self.stage_info()[index].width
+        if num_subspaces < 1 or width % num_subspaces:
+            raise ValueError(f"{num_subspaces} subspaces do not split stage "
+                             f"{self.stage_info()[index].name} of {type(self).__name__} "
+                             f"(width {width}) into equal parts")
+        return torch.arange(width).reshape(num_subspaces, width // num_subspaces)
+
+    def subspace_weights(self, index: int, num_subspaces: int,
+                         kinds: Sequence[str] | None = None) -> list[SubspaceWeights]:
+        """The weight rows of stage ``index`` that produce each subspace of its output (see
+        :meth:`subspace_features`), per weight matrix (only the ``kinds`` asked for; None: all).
+        Default: none (the encoder does not say; a subspace penalty then has nothing to act on)."""
+        self._check_stage(index)
+        return []
+
     def _check_stage(self, index: int) -> None:
         """Raise IndexError unless 0 <= index < num_stages."""
         if not 0 <= index < self.num_stages:
@@ -164,4 +217,4 @@ class Encoder(nn.Module):
                              f"got stage {index}")
 
 
-__all__ = ["Encoder", "LEVEL_DIMS", "StageInfo", "StageKind", "StageLevel"]
+__all__ = ["Encoder", "LEVEL_DIMS", "StageInfo", "StageKind", "StageLevel", "SubspaceWeights"]

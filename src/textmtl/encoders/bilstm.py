@@ -23,14 +23,14 @@ References:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
 
 from ..data.inputs import InputSpec, TokenInput
 from . import ENCODERS
-from .base import Encoder, StageInfo
+from .base import Encoder, StageInfo, SubspaceWeights
 from .layers import (AttentionPooling, BiRNNLayer, build_embedding, check_dropout,
                      check_positive, embed_tokens, length_mask, masked_pool)
 
@@ -128,6 +128,54 @@ class BiLSTM(Encoder):
         else:
             modules = [self.attention]
         return [p for module in modules if module is not None for p in module.parameters()]
+
+    def subspace_features(self, index: int, num_subspaces: int) -> torch.Tensor:
+        """Subspaces of a layer (or pooled) output [forward H | backward H]: each direction's
+        units are cut into S equal blocks and subspace s takes block s of BOTH directions, so
+        every subspace keeps a forward and a backward part. E.g. H = 100, S = 2: subspace 1 =
+        features 0-49 and 100-149, subspace 2 = 50-99 and 150-199. The embedding stage
+        [words | characters] is cut into contiguous blocks (the default)."""
+        if index == 0:
+            return super().subspace_features(index, num_subspaces)
+        self._check_stage(index)
+        half = self.output_dim // 2  # H, units per direction (every layer and the pooling)
+        if num_subspaces < 1 or half % num_subspaces:
+            raise ValueError(f"{num_subspaces} subspaces do not split the {half} units of each "
+                             f"direction of stage {self.stage_info()[index].name} of BiLSTM into "
+                             "equal parts")
+        block = half // num_subspaces
+        units = torch.arange(half).reshape(num_subspaces, block)  # (S, H/S) within a direction
+        return torch.cat([units, units + half], dim=1)  # (S, 2H/S): forward block, backward block
+
+    def subspace_weights(self, index: int, num_subspaces: int,
+                         kinds: Sequence[str] | None = None) -> list[SubspaceWeights]:
+        """For a bi-LSTM layer stage, per direction: the rows of ``weight_ih`` ("input"), of
+        ``weight_hh`` ("recurrent") and of the input gate's part of ``weight_hh``
+        ("input_gate") that produce each subspace's units (all four gates of a unit for the
+        first two; PyTorch orders the gate rows i, f, g, o). Other stages: none."""
+        self._check_stage(index)
+        if not 1 <= index <= len(self.layers):
+            return []
+        self.subspace_features(index, num_subspaces)  # checks that S divides H
+        layer = self.layers[index - 1]
+        hidden = layer.hidden_dim
+        name = self.stage_info()[index].name
+        out = []
+        for rnn in (layer.forward_rnn, layer.backward_rnn):
+            weight_ih, weight_hh = rnn.weight_ih_l0, rnn.weight_hh_l0  # (4H, in), (4H, H)
+            # rows are gate-major (i, f, g, o), then units: a view splits them (4, S, H/S, in)
+            by_gate = {"input": weight_ih.view(4, num_subspaces, hidden // num_subspaces, -1),
+                       "recurrent": weight_hh.view(4, num_subspaces, hidden // num_subspaces, -1)}
+            for kind in ("input", "recurrent", "input_gate"):
+                if kinds is not None and kind not in kinds:
+                    continue
+                if kind == "input_gate":  # the input gate's rows of weight_hh: gate 0
+                    blocks = list(by_gate["recurrent"][0].unbind(0))  # S x (H/S, H)
+                else:  # every gate's rows of the subspace's units: (4H/S, in)
+                    blocks = [by_gate[kind][:, s].reshape(-1, by_gate[kind].shape[-1])
+                              for s in range(num_subspaces)]
+                out.append(SubspaceWeights(kind, blocks, name))
+        return out
 
     def run_stage(self, index: int, hidden: torch.Tensor | None,
                   inputs: TokenInput) -> torch.Tensor:

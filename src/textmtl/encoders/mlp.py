@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import nn
 
 from ..data.inputs import InputSpec, TfidfInput
 from . import ENCODERS
-from .base import Encoder, StageInfo
+from .base import Encoder, StageInfo, SubspaceWeights
 
 
 @ENCODERS.register("mlp")
@@ -62,6 +63,22 @@ class MLP(Encoder):
         if index == 0:
             return [self.input_weight, self.input_bias]
         return list(self.hidden_layers[index - 1].parameters())
+
+    def subspace_weights(self, index: int, num_subspaces: int,
+                         kinds: Sequence[str] | None = None) -> list[SubspaceWeights]:
+        """The "input" weights of each subspace's units (contiguous blocks of the layer): rows
+        of the layer's weight, (H_i / S, input width) each; the bag table is stored (V, H0),
+        so its blocks are transposed views."""
+        if kinds is not None and "input" not in kinds:
+            return []
+        width = self.subspace_features(index, num_subspaces).shape[1]  # contiguous blocks of H_i / S
+        name = self.stage_info()[index].name
+        if index == 0:  # the bag table is (V, H0): a subspace is a block of its columns
+            blocks = [self.input_weight[:, s * width:(s + 1) * width].t() for s in range(num_subspaces)]
+        else:
+            weight = self.hidden_layers[index - 1].weight  # (H_i, H_{i-1})
+            blocks = [weight[s * width:(s + 1) * width] for s in range(num_subspaces)]
+        return [SubspaceWeights("input", blocks, name)]
 
     def run_stage(self, index: int, hidden: torch.Tensor | None, inputs: TfidfInput) -> torch.Tensor:
         """Stage 0 reads the sparse rows, stage i the (B, H_{i-1}) output of stage i - 1.

@@ -10,6 +10,6 @@ from .base import Regularizer, aligned_task_parameters
 # are built from their configs by this registry
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", base=Regularizer)
 
-from . import l2_to_mean  # noqa: E402,F401  (registration side effects)
+from . import l2_to_mean, subspace_orthogonality  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["REGULARIZERS", "Regularizer", "aligned_task_parameters"]

@@ -11,6 +11,7 @@ from . import (  # noqa: E402,F401  (registration side effects)
     hard,
     low_supervision,
     single_task,
+    sluice,
     soft,
 )
 

@@ -29,7 +29,9 @@ capabilities, never names):
   output depends on the other rows of its collection), ``needs_every_task_per_step``,
   ``needs_collections``, ``needs_unlabelled_rows``.
 
-Constructor contract: ``__init__(self, tasks, encoder_factory, *, ...config...)``.
+Constructor contract: ``__init__(self, tasks, encoder_factory, *, ...config...)``. Every
+method takes ``head_hidden`` (0: one linear output layer per task; > 0: a per-task MLP head
+with that many hidden units, ReLU) and passes it here; its heads read ``self.head_hidden``.
 """
 
 from __future__ import annotations
@@ -75,8 +77,13 @@ class SharingMethod(nn.Module):
     needs_unlabelled_rows: ClassVar[bool] = False
     extra_loss_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
+    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
+                 head_hidden: int = 0) -> None:
         super().__init__()
+        from .heads import check_head_hidden  # heads imports this module
+
+        check_head_hidden(head_hidden, type(self).__name__)
+        self.head_hidden = head_hidden
         if not tasks:
             raise ValueError("a sharing method needs at least one task")
         names = [t.name for t in tasks]

@@ -21,13 +21,19 @@ from .stages import head_sources, head_widths, reads_final_output, run_for_heads
 
 @SHARING.register("hard")
 class HardSharing(SharingMethod):
-    """Shared encoder run once on the combined batch of all tasks; one head per task."""
+    """Shared encoder run once on the combined batch of all tasks; one head per task.
 
-    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
-        super().__init__(tasks, encoder_factory)
+    Args:
+        head_hidden: 0: one linear output layer per task; > 0: a per-task MLP head with this
+            many hidden units (ReLU).
+    """
+
+    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
+                 head_hidden: int = 0) -> None:
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
         self.encoder = encoder_factory()
         self.sources = head_sources(self.encoder, tasks, self.task_stages())
-        self.heads = TaskHeads(tasks, head_widths(self.encoder, self.sources))
+        self.heads = TaskHeads(tasks, head_widths(self.encoder, self.sources), self.head_hidden)
         self._fast = reads_final_output(self.encoder, self.sources)
 
     def task_stages(self) -> dict[str, int]:

@@ -1,4 +1,10 @@
-"""Task-specific output layers, applied to a combined batch of rows from several tasks."""
+"""Task-specific output layers, applied to a combined batch of rows from several tasks.
+
+A head is one linear layer (the default), or with ``hidden_dim > 0`` a small MLP: a linear
+layer of ``hidden_dim`` units, ReLU, then the linear output layer (the sluice-networks
+paper's tagger: "the output layer is an MLP with a dimensionality of 100"; the authors' code
+uses a rectifier there). Either way every task owns its head.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ MASKED_LOGIT = -1e9
 
 
 class TaskHeads(nn.Module):
-    """One linear layer per task, evaluated for all rows in one batched matmul.
+    """One output layer (linear, or an MLP) per task, evaluated for all rows in batched matmuls.
 
     Each task keeps its own ``nn.Linear`` (so ``task_parameters`` are real per-task tensors);
     the forward stacks them into a (K, D, C_max) tensor, zero-padded to the largest label space,
@@ -24,14 +30,26 @@ class TaskHeads(nn.Module):
     Heads may read different encoder stages of different widths (``input_dims`` per task, e.g.
     low supervision's POS head on the first layer); ``forward`` then takes one hidden tensor
     per task and applies each head to its own task's rows.
+
+    Args:
+        tasks: the task specs (label space sizes).
+        input_dims: the width each head reads (one for all, or one per task).
+        hidden_dim: 0 (default): each head is one ``nn.Linear``; > 0: each head is an
+            :class:`MLPHead` with a hidden layer of this width (ReLU). The hidden layers are
+            batched like the output layers.
     """
 
-    def __init__(self, tasks: Sequence[TaskSpec], input_dims: int | Sequence[int]) -> None:
+    def __init__(self, tasks: Sequence[TaskSpec], input_dims: int | Sequence[int],
+                 hidden_dim: int = 0) -> None:
         super().__init__()
         dims = [input_dims] * len(tasks) if isinstance(input_dims, int) else list(input_dims)
         if len(dims) != len(tasks):
             raise ValueError(f"TaskHeads needs one input width per task, got {len(dims)} for {len(tasks)}")
-        self.heads = nn.ModuleList(nn.Linear(d, t.num_classes) for d, t in zip(dims, tasks))
+        check_head_hidden(hidden_dim)
+        self.hidden_dim = hidden_dim
+        # a plain nn.Linear without a hidden layer: the parameter names of saved models stay
+        self.heads = nn.ModuleList(MLPHead(d, hidden_dim, t.num_classes) if hidden_dim else
+                                   nn.Linear(d, t.num_classes) for d, t in zip(dims, tasks))
         self.max_classes = max(t.num_classes for t in tasks)
         mask = torch.zeros(len(tasks), self.max_classes, dtype=torch.bool)
         for k, t in enumerate(tasks):
@@ -39,14 +57,27 @@ class TaskHeads(nn.Module):
         self.register_buffer("class_mask", mask, persistent=False)  # (K, C) True = padded class
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, C, D) weights and (K, C) biases; smaller label spaces are zero-padded."""
+        """(K, C, D) output weights and (K, C) biases; smaller label spaces are zero-padded.
+
+        With MLP heads D is the hidden width (these are the output layers)."""
         weights, biases = [], []
         for head in self.heads:
-            pad = self.max_classes - head.out_features
+            output = head.output if isinstance(head, MLPHead) else head
+            pad = self.max_classes - output.out_features
             # no pad op when the label spaces agree (the common case): fewer ops per step
-            weights.append(F.pad(head.weight, (0, 0, 0, pad)) if pad else head.weight)
-            biases.append(F.pad(head.bias, (0, pad)) if pad else head.bias)
+            weights.append(F.pad(output.weight, (0, 0, 0, pad)) if pad else output.weight)
+            biases.append(F.pad(output.bias, (0, pad)) if pad else output.bias)
         return torch.stack(weights), torch.stack(biases)
+
+    def _hidden(self, hidden: torch.Tensor, task_index: torch.Tensor) -> torch.Tensor:
+        """Each row's own task's hidden layer, ReLU: (B, D) -> (B, Hd), (B, T, D) -> (B, T, Hd)."""
+        weight = torch.stack([head.hidden.weight for head in self.heads])  # (K, Hd, D)
+        bias = torch.stack([head.hidden.bias for head in self.heads])  # (K, Hd)
+        if hidden.dim() == 2:
+            out = torch.bmm(hidden[:, None, :], weight[task_index].transpose(1, 2))[:, 0]  # (B, Hd)
+            return torch.relu(out + bias[task_index])
+        out = torch.bmm(hidden, weight[task_index].transpose(1, 2))  # (B, T, Hd)
+        return torch.relu(out + bias[task_index][:, None, :])
 
     def forward(self, hidden: torch.Tensor | Sequence[torch.Tensor],
                 task_index: torch.Tensor) -> torch.Tensor:
@@ -59,6 +90,8 @@ class TaskHeads(nn.Module):
         """
         if not isinstance(hidden, torch.Tensor):
             return self._per_task(hidden, task_index)
+        if self.hidden_dim:
+            hidden = self._hidden(hidden, task_index)  # (B, Hd) or (B, T, Hd)
         weight, bias = self.stacked()  # (K, C, D), (K, C)
         num_tasks, classes, width = weight.shape
         if hidden.dim() == 2:
@@ -80,7 +113,7 @@ class TaskHeads(nn.Module):
             if rows.numel() == 0:
                 continue
             logits = head(hidden[k][rows])  # (R, C_k) or (R, T, C_k)
-            pad = self.max_classes - head.out_features
+            pad = self.max_classes - head.out_features  # nn.Linear or MLPHead
             logits = F.pad(logits, (0, pad), value=MASKED_LOGIT) if pad else logits
             if output is None:
                 output = logits.new_full((task_index.shape[0], *logits.shape[1:]), MASKED_LOGIT)
@@ -88,4 +121,31 @@ class TaskHeads(nn.Module):
         return output
 
     def task_parameters(self, task_id: int) -> list[nn.Parameter]:
+        """Task ``task_id``'s head parameters; the output layer's bias is the last one."""
         return list(self.heads[task_id].parameters())
+
+
+class MLPHead(nn.Module):
+    """``output(relu(hidden(x)))``: one task's MLP head (``hidden`` then ``output``).
+
+    Args:
+        input_dim: width read.
+        hidden_dim: width of the hidden layer.
+        num_classes: the task's label space.
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(input_dim, hidden_dim)
+        self.output = nn.Linear(hidden_dim, num_classes)
+        self.out_features = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(torch.relu(self.hidden(x)))
+
+
+def check_head_hidden(head_hidden: int, owner: str = "TaskHeads") -> None:
+    """Raise ``ValueError`` unless ``head_hidden`` is an int >= 0 (0: linear heads)."""
+    if isinstance(head_hidden, bool) or not isinstance(head_hidden, int) or head_hidden < 0:
+        raise ValueError(f"'head_hidden' of {owner} must be an integer >= 0 (0: one linear layer "
+                         f"per task; > 0: an MLP head with that many hidden units), got {head_hidden!r}")

@@ -30,19 +30,21 @@ class LowSupervision(HardSharing):
             not named read their default stage (the last token-level stage for tagging tasks,
             the last stage otherwise). E.g. ``{pos: 1}`` on a 3-layer BiLSTM predicts POS from
             the first layer and chunks from the third.
+        head_hidden: 0: one linear output layer per task; > 0: a per-task MLP head with this
+            many hidden units (ReLU).
     """
 
     #: parameters whose keys are task names (checked against the experiment's tasks)
     task_references = ("task_stages",)
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
-                 task_stages: dict[str, int] = {}) -> None:
+                 task_stages: dict[str, int] = {}, head_hidden: int = 0) -> None:
         unknown = sorted(set(task_stages) - {t.name for t in tasks})
         if unknown:
             raise ValueError(f"'task_stages' of LowSupervision names unknown task {unknown[0]!r}; "
                              f"tasks: {', '.join(t.name for t in tasks)}")
         self._task_stages = dict(task_stages)
-        super().__init__(tasks, encoder_factory)
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
 
     def task_stages(self) -> dict[str, int]:
         return self._task_stages

@@ -21,11 +21,12 @@ class TaskColumns(SharingMethod):
     penalty instead of trained apart).
     """
 
-    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
-        super().__init__(tasks, encoder_factory)
+    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
+                 head_hidden: int = 0) -> None:
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
         self.encoders = nn.ModuleList(encoder_factory() for _ in tasks)
         self.sources = head_sources(self.encoders[0], tasks)
-        self.heads = TaskHeads(tasks, head_widths(self.encoders[0], self.sources))
+        self.heads = TaskHeads(tasks, head_widths(self.encoders[0], self.sources), self.head_hidden)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         outputs = None
@@ -67,10 +68,16 @@ def _fit_tokens(logits: torch.Tensor, steps: int) -> torch.Tensor:
 
 @SHARING.register("single_task")
 class SingleTask(TaskColumns):
-    """One encoder and one head per task, each task trained alone with its own early stopping."""
+    """One encoder and one head per task, each task trained alone with its own early stopping.
+
+    Args:
+        head_hidden: 0: one linear output layer per task; > 0: a per-task MLP head with this
+            many hidden units (ReLU).
+    """
 
     # the honest baseline: the experiment trains each task in a run of its own
     trains_tasks_separately = True
 
-    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory) -> None:
-        super().__init__(tasks, encoder_factory)
+    def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
+                 head_hidden: int = 0) -> None:
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)

@@ -37,11 +37,13 @@ class SoftSharing(TaskColumns):
             ``[{name: l2_to_mean, weight: 0.01, parameters: [encoders]}]``; None means
             ``l2_to_mean`` with weight 0.01 on every layer all tasks own (the heads too when
             the label spaces agree).
+        head_hidden: 0: one linear output layer per task; > 0: a per-task MLP head with this
+            many hidden units (ReLU).
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
-                 regularizers: list[Regularizer] | None = None) -> None:
-        super().__init__(tasks, encoder_factory)
+                 regularizers: list[Regularizer] | None = None, head_hidden: int = 0) -> None:
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
         if regularizers is None:
             regularizers = [REGULARIZERS.build("l2_to_mean", params={"weight": DEFAULT_WEIGHT})]
         self.regularizers = list(regularizers)
