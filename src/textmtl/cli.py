@@ -194,6 +194,44 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mixing(args: argparse.Namespace) -> int:
+    """Print the α matrices and β vectors of every mixing model (cross-stitch, sluice) in RUN_DIR.
+
+    A model folder's ``mixing.json`` is read; a folder written before that file existed is
+    loaded and asked (``learned_mixing()``). Other methods' folders are skipped.
+    """
+    import json
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .model import TrainedModel, model_folders
+    from .report.mixing import MIXING_JSON, format_mixing, write_mixing
+    from .sharing import SHARING
+
+    root = Path(args.run_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: run folder not found")
+    shown = 0
+    for folder in model_folders(root):
+        path = folder / MIXING_JSON
+        if path.is_file():
+            mixing = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            method = json.loads((folder / "model.json").read_text(encoding="utf-8"))["method"]["name"]
+            if method not in SHARING or not hasattr(SHARING.get(method), "learned_mixing"):
+                continue  # not a mixing method: nothing to load
+            mixing = TrainedModel(folder, device="cpu").model.learned_mixing()
+            if args.write:
+                write_mixing(folder, mixing)
+        where = folder.relative_to(root) if folder != root else folder
+        print(f"== {where}")
+        print(format_mixing(mixing))
+        shown += 1
+    if not shown:
+        raise ConfigError(f"{root}: no model folder of a mixing method (cross_stitch, sluice) inside")
+    return 0
+
+
 #: loader options whose tasks differ (label sets), all listed by ``textmtl datasets``
 DATASET_VARIANTS = {"sst": [{"variant": "sst1"}, {"variant": "sst2"}],
                     "trec": [{"labels": "coarse"}, {"labels": "fine"}]}
@@ -338,11 +376,35 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
-    from .meta.advisor import advise
+    from .errors import ConfigError
+    from .meta.advisor import MEASURE_SEEDS, TASKS_SEEDS, advise, advise_measured, advise_tasks
 
     # a warning is one plain line on stderr (not Python's "file:line: UserWarning"), like errors
-    print(advise(args.main, args.aux, model_path=args.model, data_dir=args.data_dir, seeds=args.seeds,
-                 top=args.top, warn=lambda line: print(f"textmtl: warning: {line}", file=sys.stderr)))
+    warn = lambda line: print(f"textmtl: warning: {line}", file=sys.stderr)  # noqa: E731
+    if args.tasks is not None:
+        if args.main or args.aux:
+            raise ConfigError("advise: --tasks measures every pair of its tasks; expected either --tasks or "
+                              "--main/--aux, found both")
+        seeds = TASKS_SEEDS if args.seeds is None else args.seeds
+        print(advise_tasks(args.tasks, data_dir=args.data_dir, seeds=seeds, epochs=args.epochs, metric=args.metric,
+                           workers=args.workers, out=args.out or "runs/advise-tasks", progress=not args.no_progress))
+        return 0
+    missing = [flag for flag, value in (("--main", args.main), ("--aux", args.aux)) if not value]
+    if missing:
+        raise ConfigError(f"advise: expected --main TASK and --aux TASK (or --tasks TASK ...), "
+                          f"{' and '.join(missing)} missing")
+    if args.measure:
+        seeds = MEASURE_SEEDS if args.seeds is None else args.seeds
+        print(advise_measured(args.main, args.aux, data_dir=args.data_dir, seeds=seeds, epochs=args.epochs,
+                              metric=args.metric, workers=args.workers, out=args.out, progress=not args.no_progress,
+                              warn=warn))
+        return 0
+    unused = [flag for flag, value in (("--epochs", args.epochs), ("--workers", args.workers), ("--out", args.out))
+              if value is not None]
+    if unused:
+        raise ConfigError(f"advise: {unused[0]} is an option of --measure and --tasks; expected it with one of them")
+    print(advise(args.main, args.aux, model_path=args.model, data_dir=args.data_dir,
+                 seeds=1 if args.seeds is None else args.seeds, top=args.top, warn=warn))
     return 0
 
 
@@ -390,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="download missing datasets into the cache (default: only list what is found)")
     datasets.set_defaults(handler=_cmd_datasets)
 
+    mixing = commands.add_parser("mixing", help="print the learned α and β of cross-stitch and sluice models")
+    mixing.add_argument("run_dir", metavar="RUN_DIR", help="an experiment folder or one model folder")
+    mixing.add_argument("--write", action="store_true",
+                        help="also write mixing.json/.png into folders that lack them (older runs)")
+    mixing.set_defaults(handler=_cmd_mixing)
+
     describe = commands.add_parser("describe", help="list every registered component and its parameters")
     describe.set_defaults(handler=_cmd_describe)
 
@@ -429,11 +497,26 @@ def build_parser() -> argparse.ArgumentParser:
     study.set_defaults(handler=_cmd_study)
 
     advise = commands.add_parser("advise", help="predict whether MTL helps a main task with an auxiliary task")
-    advise.add_argument("--main", required=True, metavar="TASK",
+    advise.add_argument("--main", metavar="TASK",
                         help="20ng:TOPIC_A,TOPIC_B | DATASET:TASK[:LABEL_A,LABEL_B] | file:PATH[:LABEL_A,LABEL_B]")
-    advise.add_argument("--aux", required=True, metavar="TASK", help="the auxiliary task, same forms")
+    advise.add_argument("--aux", metavar="TASK", help="the auxiliary task, same forms")
+    advise.add_argument("--measure", action="store_true",
+                        help="train the pair (single- and multi-task, dev-selected epochs) and print the measured "
+                             "gain with a 95%% confidence interval, instead of the meta-model's prediction")
+    advise.add_argument("--tasks", nargs="+", metavar="TASK",
+                        help="measure the gain matrix of these tasks (every one as main with every other as "
+                             "auxiliary) and recommend groupings; writes a heatmap, JSON and CSV to --out")
     advise.add_argument("--model", help="meta-model JSON (default: the one shipped with textmtl)")
-    advise.add_argument("--seeds", type=int, default=1, help="single-task runs per task for the curve features")
+    advise.add_argument("--seeds", type=int,
+                        help="meta-model: single-task runs per task for the curve features (default 1); "
+                             "--measure and --tasks: seeds of every single- and multi-task run (default 5)")
+    advise.add_argument("--epochs", type=int, help="--measure/--tasks: epochs of every run (default 15)")
+    advise.add_argument("--metric", choices=["accuracy", "macro_f1"], default="accuracy",
+                        help="--measure/--tasks: the score selected on (dev) and compared (test)")
+    advise.add_argument("--workers", type=int, help="--measure/--tasks: local worker processes (default: the cores)")
+    advise.add_argument("--out", help="--tasks: folder of gain_matrix.png/.json/.csv (default runs/advise-tasks); "
+                                      "--measure: folder of measure.json")
+    advise.add_argument("--no-progress", action="store_true", help="--measure/--tasks: no progress bar")
     advise.add_argument("--top", type=int, default=8, help="features to show")
     advise.add_argument("--data-dir", help="dataset folder")
     advise.set_defaults(handler=_cmd_advise)

@@ -60,7 +60,12 @@ FAST_AVERAGES = ("macro", "binary", "micro")
 
 @dataclass(frozen=True)
 class TaskArrays:
-    """One binary (or k-way) task as the engine sees it: TF-IDF rows and labels."""
+    """One binary (or k-way) task as the engine sees it: TF-IDF rows and labels.
+
+    ``dev_x``/``dev_y`` (optional, both or neither): a dev split, scored at the same epochs as
+    the test split into :attr:`RunResult.dev_f1` (what ``textmtl advise --measure`` selects the
+    epoch on). Without them a run is exactly what it was before they existed.
+    """
 
     name: str
     train_x: sp.csr_matrix
@@ -68,6 +73,12 @@ class TaskArrays:
     test_x: sp.csr_matrix
     test_y: np.ndarray
     num_classes: int = 2
+    dev_x: sp.csr_matrix | None = None
+    dev_y: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.dev_x is None) != (self.dev_y is None):
+            raise ValueError(f"task {self.name!r}: dev_x and dev_y go together (both or neither)")
 
 
 @dataclass(frozen=True)
@@ -177,11 +188,14 @@ class RunResult:
         train_loss: per task, the mean training loss of each epoch (the "loss curve").
         test_f1: per task, ``{epoch: F1}`` at the evaluated epochs.
         steps: optimiser steps taken.
+        dev_f1: per task that has a dev split (:class:`TaskArrays` ``dev_x``), ``{epoch: F1}``
+            at the same epochs; empty otherwise.
     """
 
     train_loss: dict[str, list[float]] = field(default_factory=dict)
     test_f1: dict[str, dict[int, float]] = field(default_factory=dict)
     steps: int = 0
+    dev_f1: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 def init_parameters(n_features: int, hidden: tuple[int, ...], num_classes: list[int],
@@ -510,6 +524,18 @@ class SparseMLPEngine:
         test_vals = torch.from_numpy(np.concatenate([r.vals for per_model in tests for r in per_model])).to(device)
         test_offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(test_lengths)[:-1]]).astype(np.int64)).to(device)
         test_gold = [[np.asarray(t.test_y) for t in job.tasks] for job in jobs]
+        # dev rows (optional) of the (model, task)s that have them: one more embedding bag per evaluation
+        dev_of = [(g, k) for g, job in enumerate(jobs) for k, t in enumerate(job.tasks) if t.dev_x is not None]
+        if dev_of:
+            devs = [_TestRows(jobs[g].tasks[k].dev_x, seen[g], compact_of[g], full_first[g], device)
+                    for g, k in dev_of]
+            dev_lengths = np.concatenate([r.lengths for r in devs])
+            dev_cols = torch.from_numpy(np.concatenate([r.cols for r in devs])).to(device)
+            dev_vals = torch.from_numpy(np.concatenate([r.vals for r in devs])).to(device)
+            dev_starts = np.concatenate([[0], np.cumsum(dev_lengths)[:-1]]).astype(np.int64)
+            dev_offsets = torch.from_numpy(dev_starts).to(device)
+            for g, k in dev_of:
+                results[g].dev_f1[jobs[g].tasks[k].name] = {}
         previous = torch.zeros(0, dtype=torch.int64, device=device)
 
         step = 0
@@ -634,6 +660,16 @@ class SparseMLPEngine:
                         first_out = (parts[g * n_tasks + k] + tests[g][k].base).cpu().numpy()
                         predicted = predict(first_out, model_params, k, activation)
                         results[g].test_f1[t.name][epoch] = f1(test_gold[g][k], predicted, settings.f1_average)
+                if dev_of:
+                    with torch.no_grad():
+                        dev_sums = torch.nn.functional.embedding_bag(dev_cols, first, dev_offsets, mode="sum",
+                                                                     per_sample_weights=dev_vals)
+                        dev_parts = dev_sums.split([len(r.lengths) for r in devs])
+                    for (g, k), rows, part in zip(dev_of, devs, dev_parts):
+                        t = jobs[g].tasks[k]
+                        model_params = {n: p[g].detach().cpu().numpy() for n, p in views.items()}
+                        predicted = predict((part + rows.base).cpu().numpy(), model_params, k, activation)
+                        results[g].dev_f1[t.name][epoch] = f1(np.asarray(t.dev_y), predicted, settings.f1_average)
         for result in results:
             result.steps = step
         return results
