@@ -430,9 +430,13 @@ def advise_measured(main_spec: str, aux_spec: str, *, data_dir: str | None = Non
 
     from .measure import featurize, measure
 
+    from .run import check_writable
+
     started = time.perf_counter()
     if seeds < 1:
         raise ConfigError(f"'seeds' must be >= 1, got {seeds}")
+    if out is not None:  # before any work
+        check_writable(Path(out), "--out", folder=True)
     protocol = _protocol(epochs, metric)
     main, aux = resolve_task(main_spec, data_dir, binary=False), resolve_task(aux_spec, data_dir, binary=False)
     warn_if_same(main, aux, warn)
@@ -474,9 +478,6 @@ def advise_measured(main_spec: str, aux_spec: str, *, data_dir: str | None = Non
         f"{result.runs['joint']} multi-task) {result.training_seconds:.1f} s on {result.workers}",
     ]
     if out is not None:
-        from .run import check_writable
-
-        check_writable(Path(out), "--out", folder=True)
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "measure.json").write_text(json.dumps(
             {**result.to_json(), "seconds": round(total, 2)}, indent=2, default=str))
