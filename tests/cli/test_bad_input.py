@@ -39,13 +39,20 @@ def good_rows(n: int = 40, labels=("neg", "pos")) -> list[tuple[str, str]]:
             for i in range(n)]
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A tmp folder with a valid user data file; the cwd, and no real data dir in sight."""
+def isolate(tmp_path: Path, monkeypatch) -> Path:
+    """Make ``tmp_path`` the cwd, with no real data dir, a tmp cache and downloads aimed at a
+    closed port (no network)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TEXTMTL_DATA_DIR", raising=False)
     monkeypatch.setenv("TEXTMTL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("TEXTMTL_DOWNLOAD_BASE", "http://127.0.0.1:9")  # closed port: no network
+    monkeypatch.setenv("TEXTMTL_DOWNLOAD_BASE", "http://127.0.0.1:9")
+    return tmp_path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A tmp folder with a valid user data file; the cwd, and no real data dir in sight."""
+    isolate(tmp_path, monkeypatch)
     write_csv(tmp_path / "train.csv", good_rows())
     (tmp_path / "runs").mkdir()
     return tmp_path

@@ -35,15 +35,13 @@ from textmtl.data.datasets import DATASETS
 from textmtl.errors import DataError
 from textmtl.meta.store import RunStore
 
+from cli.test_bad_input import isolate
+
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """The cwd is a tmp folder; no real data dir, a tmp cache, downloads aimed at a closed port."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TEXTMTL_DATA_DIR", raising=False)
-    monkeypatch.setenv("TEXTMTL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("TEXTMTL_DOWNLOAD_BASE", "http://127.0.0.1:9")  # closed port: no network
-    return tmp_path
+    return isolate(tmp_path, monkeypatch)
 
 
 def one_error_line(code: int, err: str, *fragments: str) -> str:
