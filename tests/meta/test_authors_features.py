@@ -179,3 +179,21 @@ def test_the_papers_table_3b_rows_are_the_authors_30_columns():
     assert sorted(mapped) == sorted(FEATURE_NAMES)  # one to one
     rows_3a = [AUTHORS_PAPER_3A[(feature, data)] for feature, data, _ in PAPER_TABLE3A]
     assert rows_3a.count(None) == 2 and len(set(r for r in rows_3a if r)) == 28
+
+
+def test_count_vector_of_texts_equals_the_counter_of_their_join():
+    # the fast path forms the pieces that fuse across texts itself; any join must agree
+    import random
+
+    from textmtl.meta.authors_features import CountVector, _PieceIds, whitespace_count_vector
+
+    alphabet = ["a", "b", "ab", " ", "\n", "", "c d", " x", "y ", "\t\t", "zz"]
+    rng = random.Random(0)
+    names = {i: w for w, i in _PieceIds.ids.items()}
+    for _ in range(500):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 3))) for _ in range(rng.randint(0, 6))]
+        fast = whitespace_count_vector(texts)
+        names.update({i: w for w, i in _PieceIds.ids.items()})
+        assert Counter({names[int(i)]: int(c) for i, c in zip(fast.ids, fast.counts)}) == whitespace_counts(texts), texts
+        if fast.ids.size:
+            assert jensen_shannon_nats(fast, CountVector.of(whitespace_counts(texts))) == pytest.approx(0.0, abs=1e-12)

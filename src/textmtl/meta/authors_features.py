@@ -92,12 +92,12 @@ class AuthorsTask:
     loss_curve: np.ndarray | None = None
 
     @functools.cached_property
-    def train_counts(self) -> tuple[Counter, Counter]:
-        return whitespace_counts(self.train[0]), whitespace_counts(self.train[1])
+    def train_counts(self) -> tuple[CountVector, CountVector]:
+        return whitespace_count_vector(self.train[0]), whitespace_count_vector(self.train[1])
 
     @functools.cached_property
-    def test_counts(self) -> Counter:
-        return whitespace_counts(self.test)
+    def test_counts(self) -> CountVector:
+        return whitespace_count_vector(self.test)
 
     @functools.cached_property
     def train_words(self) -> frozenset[str]:
@@ -118,10 +118,17 @@ def split_words(text: str) -> list[str]:
     return _NON_WORD.split(text)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _text_pieces(text: str) -> frozenset[str]:
+    # cached by text: a study draws the same posts into many (task, seed) samples, and the
+    # split is most of the time of the word-set features
+    return frozenset(split_words(text))
+
+
 def _pieces(texts: Iterable[str]) -> set[str]:
     seen: set[str] = set()
     for text in texts:
-        seen.update(split_words(text))
+        seen.update(_text_pieces(text))
     return seen
 
 
@@ -135,25 +142,116 @@ def whitespace_counts(texts: Sequence[str]) -> Counter:
     return Counter("".join(texts).split())
 
 
-def jensen_shannon_nats(p: Counter, q: Counter) -> float:
+@functools.lru_cache(maxsize=1 << 16)
+def _text_whitespace(text: str) -> tuple[np.ndarray, tuple[str, ...], bool, bool]:
+    """A text's whitespace pieces as ids, the pieces, and whether it starts / ends with whitespace."""
+    pieces = tuple(text.split())
+    return _PieceIds.of(pieces), pieces, text[:1].isspace(), text[-1:].isspace()
+
+
+def whitespace_count_vector(texts: Sequence[str]) -> CountVector:
+    """:func:`whitespace_counts` as a :class:`CountVector`, from per-text pieces (cached by text).
+
+    Joining without a separator fuses the last piece of a text with the first of the next when
+    neither side has whitespace there (an empty text is transparent, a whitespace-only text
+    separates); the fused pieces are formed here, every other piece keeps its cached id.
+    """
+    parts: list[np.ndarray] = []
+    fused: list[str] = []
+    pending: str | None = None  # the last piece so far, while it may still fuse with what follows
+    for text in texts:
+        if not text:
+            continue
+        ids, pieces, leads, trails = _text_whitespace(text)
+        if not pieces:  # whitespace only: a separator
+            if pending is not None:
+                fused.append(pending)
+                pending = None
+            continue
+        first = 0
+        if pending is not None:
+            if leads:
+                fused.append(pending)
+            else:
+                pieces_0 = pending + pieces[0]
+                if len(pieces) == 1 and not trails:
+                    pending = pieces_0  # the whole text fuses on into the next one
+                    continue
+                fused.append(pieces_0)
+                first = 1
+            pending = None
+        last = len(pieces) if trails else len(pieces) - 1
+        if first < last:
+            parts.append(ids[first:last])
+        if not trails:  # (a one-piece text that fused and does not end in whitespace went on above)
+            pending = pieces[-1]
+    if pending is not None:
+        fused.append(pending)
+    if fused:
+        parts.append(_PieceIds.of(fused))
+    if not parts:
+        return CountVector(np.zeros(0, dtype=np.int64), np.zeros(0))
+    types, counts = np.unique(np.concatenate(parts), return_counts=True)
+    return CountVector(types, counts.astype(float))
+
+
+class _PieceIds:
+    """Process-wide ids of pieces, so count vectors of different texts can be aligned in numpy."""
+
+    ids: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, pieces: Iterable[str]) -> np.ndarray:
+        ids = cls.ids
+        return np.fromiter((ids.setdefault(piece, len(ids)) for piece in pieces), dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class CountVector:
+    """A count distribution as arrays: piece ids (:class:`_PieceIds`) and their counts.
+
+    A study compares each task's counts with many others'; aligning two vectors by id in numpy
+    is what makes the thousands of Jensen-Shannon divergences of a study take seconds.
+    """
+
+    ids: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, counts: Counter | CountVector) -> CountVector:
+        if isinstance(counts, CountVector):
+            return counts
+        return cls(_PieceIds.of(counts.keys()), np.fromiter(counts.values(), dtype=float, count=len(counts)))
+
+    @property
+    def total(self) -> float:
+        return float(self.counts.sum())
+
+
+def _ordered_sum(values: np.ndarray) -> float:
+    # summed in sorted order: the terms' order follows piece ids, which depend on what the
+    # process met first; sorted, the sum rounds the same way in every process
+    return float(np.sum(np.sort(values)))
+
+
+def jensen_shannon_nats(p: Counter | CountVector, q: Counter | CountVector) -> float:
     """Jensen-Shannon divergence of two count distributions, natural log (max ln 2).
 
     Raises:
         ValueError: if either side has no pieces.
     """
+    p, q = CountVector.of(p), CountVector.of(q)
     for side, counts in (("first", p), ("second", q)):
-        if sum(counts.values()) <= 0:
+        if counts.total <= 0:
             raise ValueError(f"cannot compute Jensen-Shannon divergence: the {side} side has no words")
-    # p's types then q's others: an order fixed by the inputs (not by string hashing, which
-    # changes between processes), so the sum rounds the same way every time
-    types = [*p, *(t for t in q if t not in p)]
-    pv = np.array([p.get(t, 0) for t in types], dtype=float)
-    qv = np.array([q.get(t, 0) for t in types], dtype=float)
+    types, where = np.unique(np.concatenate([p.ids, q.ids]), return_inverse=True)
+    pv = np.bincount(where[:len(p.ids)], weights=p.counts, minlength=len(types))
+    qv = np.bincount(where[len(p.ids):], weights=q.counts, minlength=len(types))
     pv /= pv.sum()
     qv /= qv.sum()
     m = 0.5 * (pv + qv)
-    kl_pm = float(np.sum(pv[pv > 0] * np.log(pv[pv > 0] / m[pv > 0])))
-    kl_qm = float(np.sum(qv[qv > 0] * np.log(qv[qv > 0] / m[qv > 0])))
+    kl_pm = _ordered_sum(pv[pv > 0] * np.log(pv[pv > 0] / m[pv > 0]))
+    kl_qm = _ordered_sum(qv[qv > 0] * np.log(qv[qv > 0] / m[qv > 0]))
     return min(math.log(2.0), max(0.0, 0.5 * (kl_pm + kl_qm)))
 
 

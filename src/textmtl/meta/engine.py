@@ -380,13 +380,21 @@ class _CsrRows:
 
 
 def _adam(params: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
-          vs: list[torch.Tensor], step: int, settings: TrainSettings) -> None:
+          vs: list[torch.Tensor], step: int, settings: TrainSettings,
+          steps: list[torch.Tensor] | None = None) -> None:
     """torch.optim.Adam's update (its fused kernel on CPU and CUDA, its formula elsewhere), with
-    the ε of ``settings.adam`` at this step (:meth:`TrainSettings.adam_eps`)."""
+    the ε of ``settings.adam`` at this step (:meth:`TrainSettings.adam_eps`).
+
+    ``steps``: one 0-d tensor per parameter, reused from step to step (set to ``step`` here), so
+    a step does not allocate them anew.
+    """
     beta1, beta2 = settings.betas
     eps = settings.adam_eps(step)
     if params[0].device.type in ("cpu", "cuda"):
-        steps = [torch.tensor(float(step), device=params[0].device) for _ in params]
+        if steps is None:
+            steps = [torch.tensor(0.0, device=params[0].device) for _ in params]
+        for counter in steps:
+            counter.fill_(float(step))
         torch._fused_adam_(params, grads, ms, vs, [], steps, lr=settings.lr, beta1=beta1, beta2=beta2,
                            weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
         return
@@ -510,6 +518,7 @@ class SparseMLPEngine:
         params, param_grads = [first, flat], [first_grad, flat_grad]
         moments = [torch.zeros_like(p) for p in params]
         squares = [torch.zeros_like(p) for p in params]
+        step_counters = [torch.tensor(0.0, device=device) for _ in params]
 
         rows_of = [[_CsrRows(t.train_x, compact_of[g]) for t in job.tasks] for g, job in enumerate(jobs)]
         labels_of = [[np.asarray(t.train_y, dtype=np.int64) for t in job.tasks] for job in jobs]
@@ -636,15 +645,19 @@ class SparseMLPEngine:
                     torch.sum(grad_pre, 1, out=grads[f"hidden.{i}.bias"])
                     grad_input = torch.bmm(grad_pre, views[f"hidden.{i}.weight"])
                 torch.sum(grad_pre, 1, out=grads["hidden.0.bias"])
-                # the first layers' gradient is zero outside the present rows: clear only the
-                # rows the previous step wrote
-                first_grad.index_fill_(0, previous, 0.0)
+                # the first layers' gradient is zero outside the present rows: clear the rows the
+                # previous step wrote (a whole-buffer memset is faster than an indexed fill once
+                # they are more than a few percent of the rows)
+                if len(previous) * 16 > first_grad.shape[0]:
+                    first_grad.zero_()
+                else:
+                    first_grad.index_fill_(0, previous, 0.0)
                 word_grads = torch.nn.functional.embedding_bag(
                     entry_rows, grad_pre.reshape(n_rows, -1), torch.from_numpy(starts).to(device), mode="sum",
                     per_sample_weights=torch.from_numpy(vals[by_word]).to(device))
                 first_grad.index_copy_(0, idx, word_grads)
                 previous = idx
-                _adam(params, param_grads, moments, squares, step, settings)
+                _adam(params, param_grads, moments, squares, step, settings, step_counters)
 
             for g, job in enumerate(jobs):
                 for k, t in enumerate(job.tasks):
