@@ -360,9 +360,26 @@ def _cmd_study(args: argparse.Namespace) -> int:
     settings = apply_overrides(replace(settings, **changes), args.set)
     # the cleaned protocol keeps its folders of before protocols existed; others get their own
     suffix = "" if args.protocol == "cleaned" else f"-{args.protocol}"
-    out = Path(args.out or f"runs/study-20ng{suffix}{'-quick' if args.quick else ''}")
+    out = Path(args.out or f"runs/study-{args.study}{suffix}{'-quick' if args.quick else ''}")
     executor = (DaskExecutor(check_scheduler(args.scheduler)) if args.scheduler
                 else LocalExecutor(args.workers))
+    if args.study == "fdu":
+        from .meta.collection import FDU_DOMAINS
+        from .meta.run import INDEPENDENT_GAINS, study_fdu
+
+        reference = Path(args.reference or f"results/study-20ng-{args.protocol}")
+        try:
+            study_fdu(settings, out=out, reference=reference, db=Path(args.db) if args.db else None,
+                      executor=executor, data_dir=args.data_dir, progress=not args.no_progress,
+                      log=lambda line: print(line, flush=True), device=args.device,
+                      models_per_call=args.models_per_call, protocol=args.protocol,
+                      independent=Path(args.independent) if args.independent else INDEPENDENT_GAINS,
+                      domains=FDU_DOMAINS[:4] if args.quick else None, meta_runs=args.meta_runs,
+                      export_advisor=Path(args.export_advisor) if args.export_advisor else None)
+        finally:
+            if hasattr(executor, "close"):
+                executor.close()
+        return 0
     try:
         study_20ng(settings, out=out, db=Path(args.db) if args.db else None, executor=executor,
                    data_dir=args.data_dir, meta_runs=args.meta_runs, progress=not args.no_progress,
@@ -404,7 +421,7 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     if unused:
         raise ConfigError(f"advise: {unused[0]} is an option of --measure and --tasks; expected it with one of them")
     print(advise(args.main, args.aux, model_path=args.model, data_dir=args.data_dir,
-                 seeds=1 if args.seeds is None else args.seeds, top=args.top, warn=warn))
+                 seeds=args.seeds, top=args.top, warn=warn))
     return 0
 
 
@@ -462,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     describe.set_defaults(handler=_cmd_describe)
 
     study = commands.add_parser("study", help="the 'when does MTL help' meta-study (20 Newsgroups)")
-    study.add_argument("dataset", choices=["20ng"], help="the study to run")
+    study.add_argument("study", choices=["20ng", "fdu"],
+                       help="20ng: the paper's study; fdu: the same protocol on every ordered pair of the 16 "
+                            "FDU-MTL domains, and the meta-model's out-of-corpus validation (docs/meta-study.md)")
     study.add_argument("--protocol", choices=["authors", "cleaned"], default="authors",
                        help="authors: the authors' released Keras code (default); cleaned: our first "
                             "reading of the paper (docs/meta-study.md)")
@@ -492,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder (default runs/study-20ng[-authors][-quick])")
     study.add_argument("--meta-runs", type=int, default=100, help="repetitions of the meta-model's 5-fold CV")
     study.add_argument("--export-advisor", metavar="PATH", help="also write the fitted advisor model here")
+    study.add_argument("--reference", metavar="DIR",
+                       help="fdu: the 20ng study output whose pairs_*.csv the meta-models are fitted on "
+                            "(default results/study-20ng-PROTOCOL)")
+    study.add_argument("--independent", metavar="CSV",
+                       help="fdu: gains of the same pairs measured another way (default "
+                            "results/advise-fdu16/gain_matrix.csv, from advise --tasks)")
     study.add_argument("--data-dir", help="dataset folder")
     study.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     study.set_defaults(handler=_cmd_study)
@@ -508,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "auxiliary) and recommend groupings; writes a heatmap, JSON and CSV to --out")
     advise.add_argument("--model", help="meta-model JSON (default: the one shipped with textmtl)")
     advise.add_argument("--seeds", type=int,
-                        help="meta-model: single-task runs per task for the curve features (default 1); "
+                        help="meta-model: single-task runs per task for the curve features (default 2 with the "
+                             "shipped model's features, 1 with a cleaned-protocol model's); "
                              "--measure and --tasks: seeds of every single- and multi-task run (default 5)")
     advise.add_argument("--epochs", type=int, help="--measure/--tasks: epochs of every run (default 15)")
     advise.add_argument("--metric", choices=["accuracy", "macro_f1"], default="accuracy",

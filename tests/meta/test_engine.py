@@ -197,3 +197,11 @@ def test_fast_f1_is_scikit_learns(average):
             f1_score(gold, predicted, average=average, zero_division=0), abs=1e-12)
     # one class never predicted nor present: zero division is 0
     assert f1(np.zeros(5, int), np.zeros(5, int), "binary") == 0.0
+
+
+def test_evaluating_every_epoch_leaves_the_loss_curve_unchanged(tasks):
+    # the advisor trains without per-epoch test scores and reads the study's curves
+    every = SparseMLPEngine().train(tasks[:1], TrainSettings(epochs=6, eval_every=1, **AUTHORS), seed=2)
+    last = SparseMLPEngine().train(tasks[:1], TrainSettings(epochs=6, eval_every=0, **AUTHORS), seed=2)
+    assert every.train_loss == last.train_loss
+    assert len(every.test_f1[tasks[0].name]) == 6 and list(last.test_f1[tasks[0].name]) == [6]

@@ -68,8 +68,41 @@ def test_advise_takes_a_user_file_and_a_builtin_multiclass_task(tmp_path, data_d
                  "--data-dir", data_dir]) == 0
     out = capsys.readouterr().out
     assert "main task:      mine:food,sport" in out and "trec:trec_coarse:LOC,NUM" in out
-    # the packaged meta-model is the full study's (fitted on all 516 UNRELATED pairs)
-    assert "fitted on 516 20 Newsgroups unrelated pairs" in out
+    # the packaged meta-model is the one `textmtl study fdu` ships: both corpora's 808 pairs
+    assert "fitted on 808 pairs (20NG UNRELATED + 20NG RELATED + target pairs" in out
+    assert "cross-validated on its training pairs" in out and "on 240 FDU-MTL pairs it was not fitted on" in out
+
+
+def test_the_fdu_study_validates_the_meta_model_on_pairs_it_never_saw(tmp_path, data_dir, capsys):
+    from pathlib import Path
+
+    reference = Path(__file__).resolve().parents[2] / "results" / "study-20ng-authors"
+    out = tmp_path / "fdu"
+    argv = ["study", "fdu", "--quick", "--meta-runs", "2", "--no-progress", "--out", str(out), "--reference",
+            str(reference), "--data-dir", data_dir, "--export-advisor", str(tmp_path / "advisor.json")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4 domains, 12 ordered pairs" in printed and "Out-of-corpus validation" in printed
+    assert "baseline: main task's average gain over its other pairs" in printed
+    for name in ("pairs_fdu.csv", "validation.md", "summary.json", "advisor.json"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"] == 12 and summary["shipped"].startswith("meta-model fitted on")
+    # the exported model is one the advisor can use, with its numbers
+    from textmtl.meta.metamodel import MetaModel
+
+    model = MetaModel.from_json(tmp_path / "advisor.json")
+    assert len(model.feature_names) == 30 and "cv" in model.trained_on and "out_of_corpus" in model.trained_on
+    # resumed: every run is in the store
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["run_now"] == 0
+
+
+def test_the_fdu_study_needs_a_finished_20ng_study_as_reference(tmp_path, data_dir, capsys):
+    assert main(["study", "fdu", "--quick", "--out", str(tmp_path / "o"), "--reference", str(tmp_path),
+                 "--data-dir", data_dir]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no pairs_unrelated.csv or pairs_related.csv" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -36,10 +36,12 @@ import math
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..data.corpora import stratified_holdout
@@ -47,10 +49,13 @@ from ..data.tasks import Split, Task
 from ..errors import ConfigError, DataError
 from .corpus import REMOVABLE, clean_post
 from .engine import SparseMLPEngine, TaskArrays, TrainSettings
+from . import authors_features as authors
 from .features import FEATURE_LABELS, FEATURE_NAMES, TaskSample, pair_features
 from .metamodel import MetaModel
 
 DEFAULT_MODEL = Path(__file__).with_name("advisor_model.json")
+#: seeds of the predicted path with the authors' features (each: two 150-epoch runs of ~1.3 s)
+PREDICT_SEEDS = 2
 
 
 #: Fewest examples of each of a user file's labels: the seeded, stratified 80/20 split puts
@@ -306,27 +311,166 @@ def warn_if_same(main: Task, aux: Task, warn: Callable[[str], None] | None) -> N
             warn(message)
 
 
+def model_feature_set(model: MetaModel, path: str | Path) -> str:
+    """Which features a meta-model reads: "authors" (the authors' 30) or "textmtl" (our 46)."""
+    for kind, names in (("authors", authors.FEATURE_NAMES), ("textmtl", FEATURE_NAMES)):
+        if set(model.feature_names) <= set(names):
+            return kind
+    foreign = next(n for n in model.feature_names if n not in authors.FEATURE_NAMES)
+    raise ConfigError(f"{path}: the meta-model uses features the advisor does not compute (e.g. {foreign!r}); "
+                      "expected the authors' 30 or our 46 (a study's advisor.json)")
+
+
+def _authors_pair_features(main: Task, aux: Task, *, seeds: int, sample_seed: int) -> tuple[dict[str, float], str]:
+    """The authors' 30 features of the pair, as ``textmtl study`` computes them: the study's
+    protocol on a collection of these two tasks (:mod:`.collection`), its single-task runs only,
+    the features averaged over ``seeds``."""
+    from dataclasses import replace
+
+    from .collection import build_task_corpus, task_topics
+    from .report import feature_matrix
+    from .study import PairOutcome, plan_pairs, protocol_settings
+
+    if main.name == aux.name:  # the same task twice (warned about): the study needs two names
+        aux = replace(aux, name=f"{aux.name} (auxiliary)")
+    preset = protocol_settings("authors")
+    settings = replace(preset, seeds=seeds, corpus=replace(preset.corpus, sample_seed=sample_seed))
+    train_pools = {}
+    for task in (main, aux):
+        # the whole training part (a dev split the advisor carved for --measure is part of it here)
+        task_train = task.meta.get("advisor_train", task.train)
+        task = replace(task, train=task_train)
+        train_pools[task.name] = task
+    tasks = list(train_pools.values())
+    # the protocol draws 200 training texts per task; a smaller task gives all it has (both
+    # tasks the same number, as in the study)
+    drawn = min(settings.corpus.train_per_task, *(len(t.train) for t in tasks))
+    settings = replace(settings, corpus=replace(settings.corpus, train_per_task=drawn))
+    corpus = build_task_corpus(tasks, settings.corpus)
+    pair = (task_topics(tasks[0]), task_topics(tasks[1]))
+    plan = plan_pairs({"pair": [pair]}, settings, mtl=False)
+    # the features read the training-loss curves only: no test scores at every epoch (they
+    # draw nothing from the run's generators, so the curves are the study's)
+    engine = SparseMLPEngine()
+    train = replace(settings.train_settings("single"), eval_every=0, f1_epochs=())
+    rows = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these models are too small for threads to pay (as the study's workers)
+    try:
+        for unit in plan.units:
+            result = engine.train(list(corpus.arrays.run_tasks(list(unit.tasks), unit.seed)), train, unit.seed)
+            rows[unit.key] = _CurveRow(result.train_loss)
+    finally:
+        torch.set_num_threads(threads)
+    outcome = PairOutcome(pair[0], pair[1], [], [], {}, {})
+    values = feature_matrix([outcome], corpus, plan, settings, rows)[0]
+    sizes = f"{settings.corpus.train_per_task} training documents drawn per seed, {seeds} seed(s)"
+    return dict(zip(authors.FEATURE_NAMES, map(float, values))), sizes
+
+
+@dataclass
+class _CurveRow:
+    """What the feature code reads of a stored run: its training-loss curves by task."""
+
+    curves: dict[str, list[float]]
+
+
+def _trust_lines(model: MetaModel) -> list[str]:
+    """How far the model can be trusted: its cross-validation beside answers without features,
+    and how it ranked pairs of another corpus, when its file records them."""
+    trained = model.trained_on
+    lines = []
+    cv = trained.get("cv")
+    if isinstance(cv, dict):
+        (acc, acc_sd), (f1, f1_sd) = cv["accuracy"], cv["f1"]
+        lines.append(f"  cross-validated on its training pairs ({cv['runs']} x {cv['folds']}-fold): accuracy "
+                     f"{acc:.3f} ± {acc_sd:.3f} (the majority answer: {cv['majority_accuracy']:.3f}), F1 of 'helps' "
+                     f"{f1:.3f} ± {f1_sd:.3f} (always answering 'helps': {cv['always_helps_f1']:.3f})")
+    oc = trained.get("out_of_corpus")
+    if isinstance(oc, dict):
+        def rho(part: dict) -> str:
+            return "n/a" if part.get("spearman") is None else f"{part['spearman']:+.2f}"
+        model_part, average = oc["model"], oc["main_task_average"]
+        held = " (pairs held out by task)" if oc.get("held_out") else ""
+        lines.append(f"  on {oc['pairs']} FDU-MTL pairs it was not fitted on{held}: Spearman rho with the measured "
+                     f"gain {rho(model_part)}, AUC for 'the gain is > 0' {model_part['auc']:.2f}; without features: "
+                     f"the main task's average gain over its other pairs rho {rho(average)}, AUC "
+                     f"{average['auc']:.2f}; a constant AUC 0.50")
+    if not lines:
+        lines.append("  this model file records no cross-validation or out-of-corpus numbers")
+    return lines
+
+
+def _range_warning(model: MetaModel, features: dict[str, float]) -> list[str]:
+    """A warning line naming the features outside the range the model saw in training."""
+    low, high = model.trained_on.get("feature_min"), model.trained_on.get("feature_max")
+    if not (isinstance(low, list) and isinstance(high, list) and len(low) == len(high) == len(model.feature_names)):
+        return []
+    outside = [(n, features[n], lo, hi) for n, lo, hi in zip(model.feature_names, low, high)
+               if not lo <= features[n] <= hi]
+    if not outside:
+        return []
+    shown = "; ".join(f"{n} = {v:.4g} (seen {lo:.4g} .. {hi:.4g})" for n, v, lo, hi in outside[:4])
+    more = f"; and {len(outside) - 4} more" if len(outside) > 4 else ""
+    return [f"warning: {len(outside)} of {len(model.feature_names)} features lie outside the range of the "
+            f"model's training pairs, so P is an extrapolation: {shown}{more}"]
+
+
 def advise(main_spec: str, aux_spec: str, *, model_path: str | Path | None = None, data_dir: str | None = None,
-           seeds: int = 1, top: int = 8, train_per_class: int = 200, max_features: int = 10000,
+           seeds: int | None = None, top: int = 8, train_per_class: int = 200, max_features: int = 10000,
            curve_epochs: int = 150, sample_seed: int = 0,
            warn: Callable[[str], None] | None = None) -> str:
     """The advisor's report for one main/auxiliary pair (what ``textmtl advise`` prints).
 
+    The features are those of the model file: the authors' 30 (the shipped model; computed as
+    the study computes them, over ``seeds``, default :data:`PREDICT_SEEDS`) or our 46 (a
+    cleaned-protocol study's model; ``train_per_class``, ``max_features`` and ``curve_epochs``
+    apply to these, default 1 seed).
+
     ``warn`` receives questionable but valid input (the main task given as its own auxiliary
     task); default :func:`warnings.warn`.
     """
-    if seeds < 1:
+    if seeds is not None and seeds < 1:
         raise ConfigError(f"'seeds' must be >= 1, got {seeds}")
-    model = MetaModel.from_json(model_path or DEFAULT_MODEL)
-    foreign = [name for name in model.feature_names if name not in FEATURE_NAMES]
-    if foreign:
-        # e.g. the advisor.json of an authors-protocol study: its 30 features need the study's
-        # own runs and texts, which a pair outside the study does not have
-        raise ConfigError(f"{model_path or DEFAULT_MODEL}: the meta-model uses features the advisor does not compute "
-                          f"(e.g. {foreign[0]!r}); expected a model over our 46 features, as a study with "
-                          "--protocol cleaned writes")
+    path = model_path or DEFAULT_MODEL
+    model = MetaModel.from_json(path)
+    kind = model_feature_set(model, path)
     main, aux = resolve_task(main_spec, data_dir), resolve_task(aux_spec, data_dir)
     warn_if_same(main, aux, warn)
+    if kind == "authors":
+        features, used = _authors_pair_features(main, aux, seeds=seeds or PREDICT_SEEDS, sample_seed=sample_seed)
+        labels = authors.FEATURE_LABELS
+        main_used = aux_used = used
+    else:
+        features, (main_used, aux_used) = _textmtl_pair_features(
+            main, aux, seeds=seeds or 1, train_per_class=train_per_class, max_features=max_features,
+            curve_epochs=curve_epochs, sample_seed=sample_seed)
+        labels = FEATURE_LABELS
+    probability = model.predict_proba(features)
+    trained = model.trained_on
+    fitted_on = trained.get("fitted_on") or f"20 Newsgroups {trained.get('problem', '')}".strip()
+    lines = [
+        f"main task:      {main.name} (class 0 = {main.labels[0]}, class 1 = {main.labels[1]}; {main_used})",
+        f"auxiliary task: {aux.name} ({aux_used})",
+        f"P(multi-task learning helps the main task) = {probability:.2f}  -> "
+        f"{'likely to help' if probability >= 0.5 else 'unlikely to help'}",
+        f"meta-model: logistic regression over {len(model.feature_names)} features, fitted on "
+        f"{trained.get('pairs', '?')} pairs ({fitted_on}; {trained.get('pairs_mtl_helps', '?')} where MTL helped)",
+        "how far to trust it:",
+        *_trust_lines(model),
+        *_range_warning(model, features),
+        "features that drove it (coefficient x normalised value; + pushes towards 'helps'):",
+    ]
+    for name, contribution in model.contributions(features)[:top]:
+        lines.append(f"  {contribution:+.3f}  {labels.get(name, name):42s} value {features[name]:.4g}")
+    lines.append("a measured answer (the pair trained over 5 seeds, with a confidence interval): add --measure")
+    return "\n".join(lines)
+
+
+def _textmtl_pair_features(main: Task, aux: Task, *, seeds: int, train_per_class: int, max_features: int,
+                           curve_epochs: int, sample_seed: int) -> tuple[dict[str, float], tuple[str, str]]:
+    """Our 46 features of the pair (a cleaned-protocol model): at most ``train_per_class``
+    training texts per class, TF-IDF over their pooled text, ``curve_epochs`` of the study MLP."""
     rng = np.random.default_rng(sample_seed)
     # the meta-model's regime: at most train_per_class training texts per class, from the whole
     # training part (a dev split the advisor carved for --measure is part of it here)
@@ -350,25 +494,9 @@ def advise(main_spec: str, aux_spec: str, *, model_path: str | Path | None = Non
         tokens = lambda texts: [analyzer(t) for t in texts]
         samples.append(TaskSample(task.name, (tokens(train0), tokens(train1)), (tokens(test0), tokens(test1)),
                                   np.mean(curves, axis=0)))
-    features = pair_features(*samples)
-    probability = model.predict_proba(features)
-    trained = model.trained_on
     (m0, m1), (a0, a1) = train[id(main)], train[id(aux)]
-    lines = [
-        f"main task:      {main.name} (class 0 = {main.labels[0]}, class 1 = {main.labels[1]}; "
-        f"{len(m0)}+{len(m1)} training documents used)",
-        f"auxiliary task: {aux.name} ({len(a0)}+{len(a1)} training documents used)",
-        f"P(multi-task learning helps the main task) = {probability:.2f}  -> "
-        f"{'likely to help' if probability >= 0.5 else 'unlikely to help'}",
-        f"meta-model: logistic regression over {len(model.feature_names)} features, fitted on "
-        f"{trained.get('pairs', '?')} 20 Newsgroups {trained.get('problem', '')} pairs "
-        f"({trained.get('pairs_mtl_helps', '?')} where MTL helped)",
-        "features that drove it (coefficient x normalised value; + pushes towards 'helps'):",
-    ]
-    values = dict(zip(FEATURE_NAMES, (features[n] for n in FEATURE_NAMES)))
-    for name, contribution in model.contributions(features)[:top]:
-        lines.append(f"  {contribution:+.3f}  {FEATURE_LABELS.get(name, name):32s} value {values.get(name, float('nan')):.4g}")
-    return "\n".join(lines)
+    return pair_features(*samples), (f"{len(m0)}+{len(m1)} training documents used",
+                                     f"{len(a0)}+{len(a1)} training documents used")
 
 
 # ---------------------------------------------------------------- measured advice (--measure, --tasks)

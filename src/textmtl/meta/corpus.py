@@ -152,11 +152,15 @@ class StudyArrays:
     train_x: dict[str, sp.csr_matrix]
     test_x: dict[str, sp.csr_matrix]
     settings: CorpusSettings = field(default_factory=CorpusSettings)
+    #: a number per topic that keys its draws; None: its index in ``topics`` (20 Newsgroups'
+    #: fixed order). A collection of tasks keys by name, so a task's draws do not depend on
+    #: which other tasks share the collection.
+    draw_keys: dict[str, int] | None = None
 
     def _check(self, *names: str) -> None:
         for topic in names:
             if topic not in self.train_x:
-                raise ConfigError(f"unknown 20 Newsgroups topic {topic!r}; expected one of {', '.join(self.topics)}")
+                raise ConfigError(f"unknown topic {topic!r}; expected one of {', '.join(self.topics)}")
 
     def rows(self, main: str, other: str, seed: int = 0) -> TaskRows:
         """The posts of task ``main`` vs ``other`` for ``seed`` (see :class:`TaskRows`).
@@ -167,7 +171,8 @@ class StudyArrays:
         self._check(main, other)
         settings = self.settings
         a, b = sorted((main, other))
-        key = [settings.sample_seed, seed, self.topics.index(a), self.topics.index(b)]
+        keys = self.draw_keys
+        key = [settings.sample_seed, seed, *((keys[a], keys[b]) if keys else (self.topics.index(a), self.topics.index(b)))]
         rng = np.random.default_rng(key)
         train = test = None
         if settings.sampling == "per_task":

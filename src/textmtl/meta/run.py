@@ -14,12 +14,13 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.store import locate
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .corpus import build_corpus
 from .report import (advisor_model, analyse, feature_matrix, feature_set, figure4, figure5, table1, table2, table3,
                      write_csv)
 from .store import RunStore
 from .study import StudySettings, collect_outcomes, load_runs, plan_study, run_study
+from .validation import write_pairs
 
 
 def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, executor: Any,
@@ -126,6 +127,8 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         "seconds_per_training": {kind: round(float(np.mean([r.seconds for r in rows.values() if r.kind == kind])), 3)
                                  for kind in ("single", "mtl") if any(r.kind == kind for r in rows.values())},
     }
+    for report in reports:  # what a validation or refit reads without the store
+        write_pairs(out / f"pairs_{report.problem}.csv", report.outcomes, report.features, report.names)
     (out / "tables.md").write_text(f"Produced by `{command}`\n\n{text}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     log("")
@@ -170,3 +173,141 @@ def check_writable(path: Path, option: str, *, folder: bool) -> None:
                           "in a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {path}: cannot be created, the folder {ancestor} is not writable")
+
+
+#: what ``textmtl study fdu`` compares its predictions with, besides its own measured gains: the
+#: gain matrix of ``textmtl advise --tasks`` on the 16 domains (dev-selected epochs, full data)
+INDEPENDENT_GAINS = Path("results/advise-fdu16/gain_matrix.csv")
+
+
+def _run_units(plan: Any, corpus: Any, db: Path, executor: Any, progress: bool, device: str,
+               models_per_call: int, log: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    with RunStore(db) as store:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan.units), desc="trainings", unit="run", file=sys.stderr, smoothing=0.05)
+
+        def report_progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.n = done
+                bar.refresh()
+
+        try:
+            run = run_study(plan, corpus.arrays, store, executor, report_progress, device=device,
+                            models_per_call=models_per_call)
+        finally:
+            if bar is not None:
+                bar.close()
+        log(f"trainings: {run.executed} run now, {run.already_done} found in the store, {run.seconds:.0f} s")
+        return run, load_runs(plan, store)
+
+
+def study_fdu(settings: StudySettings, *, out: Path, reference: Path, db: Path | None = None, executor: Any,
+              data_dir: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+              device: str = "auto", models_per_call: int | None = None, protocol: str | None = None,
+              independent: Path | None = INDEPENDENT_GAINS, domains: tuple[str, ...] | None = None,
+              meta_runs: int = 100, export_advisor: Path | None = None) -> dict[str, Any]:
+    """The study's protocol on every ordered pair of FDU-MTL domains, and the out-of-corpus
+    validation of the meta-model fitted on the 20 Newsgroups study in ``reference`` (its
+    ``pairs_*.csv``; :mod:`.validation`). Returns a summary."""
+    from ..training.runtime import resolve_device
+    from .collection import FDU_DOMAINS, build_task_corpus, load_fdu, ordered_pairs
+    from .study import plan_pairs
+    from .validation import MAIN_AVERAGE, markdown, read_pairs, ship, validate
+
+    db = db or out / "study.sqlite"
+    check_writable(out, "--out", folder=True)
+    check_writable(db, "--db", folder=False)
+    if export_advisor:
+        check_writable(export_advisor, "--export-advisor", folder=False)
+    names, _ = feature_set(settings)
+    references = {}
+    for problem in ("unrelated", "related"):
+        path = Path(reference) / f"pairs_{problem}.csv"
+        if path.exists():
+            references[f"20NG {problem.upper()}"] = read_pairs(path, names)
+    if not references:
+        raise ConfigError(f"--reference {reference}: no pairs_unrelated.csv or pairs_related.csv; expected the "
+                          "output folder of a finished 'textmtl study 20ng' of the same protocol")
+    device = str(resolve_device(device, key="--device"))
+    models_per_call = models_per_call or (1 if device == "cpu" else 64)
+    started = time.perf_counter()
+    tasks = load_fdu(data_dir, domains or FDU_DOMAINS)
+    corpus = build_task_corpus(tasks, settings.corpus)
+    plan = plan_pairs({"fdu": ordered_pairs(tasks)}, settings)
+    log(f"study fdu{f' (protocol {protocol})' if protocol else ''}: {len(tasks)} domains, "
+        f"{len(plan.pairs['fdu'])} ordered pairs, {settings.seeds} seed(s); {len(plan.units)} trainings; "
+        f"results store {db}; running on {executor.describe()}, device {device}")
+    run, rows = _run_units(plan, corpus, db, executor, progress, device, models_per_call, log)
+    analysis_start = time.perf_counter()
+    outcomes = collect_outcomes(plan, settings, rows)["fdu"]
+    features = feature_matrix(outcomes, corpus, plan, settings, rows, log)
+    out.mkdir(parents=True, exist_ok=True)
+    write_pairs(out / "pairs_fdu.csv", outcomes, features, names)
+    target = read_pairs(out / "pairs_fdu.csv", names)
+    extra = {}
+    if independent is not None and Path(independent).exists():
+        extra[str(independent)] = _independent_gains(Path(independent), target)
+    validation = validate(target, references, settings.meta, extra)
+    judged, others = validation.judged, validation.independent
+    command = "textmtl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "textmtl study fdu"
+    per_seed = np.array([[m > s for s, m in zip(o.single_f1, o.mtl_f1)] for o in outcomes], dtype=float)
+    helps = float(np.mean([o.gain > 0 for o in outcomes]))
+    lines = [f"Produced by `{command}`", "",
+             f"FDU-MTL, {len(tasks)} domains, {len(outcomes)} ordered pairs, {settings.seeds} seed(s), scores at "
+             f"epoch {settings.f1_epoch}: single-task {np.mean([np.mean(o.single_f1) for o in outcomes]):.3f}, "
+             f"multi-task {np.mean([np.mean(o.mtl_f1) for o in outcomes]):.3f}, improved (pair, seed) "
+             f"{per_seed.mean():.3f}, pairs whose mean gain is > 0: {helps:.3f}", "",
+             markdown(judged, f"Out-of-corpus validation: P(MTL helps) against the gains measured here "
+                              f"({len(outcomes)} pairs)")]
+    for label, judgements in others.items():
+        lines += ["", markdown(judgements, f"The same predictions against the gains of {label} "
+                                           "(measured advice: full data, dev-selected epochs)")]
+    best, shipped = validation.best_model(), validation.shipped_model()
+    lines += ["", f"Best-ranking meta-model: {best.name} (Spearman ρ {best.spearman:+.3f}, AUC {best.auc:.3f}); "
+              f"the main task's average gain: ρ {validation.judgement(MAIN_AVERAGE).spearman:+.3f}, "
+              f"AUC {validation.judgement(MAIN_AVERAGE).auc:.3f}; a constant: AUC 0.500.",
+              "", f"Shipped (advisor.json, fitted on all its pairs): {shipped.name} (ρ {shipped.spearman:+.3f}, "
+              f"AUC {shipped.auc:.3f} with the target's tasks held out)."]
+    text = "\n".join(lines)
+    (out / "validation.md").write_text(text + "\n")
+    model = ship(validation, shipped.name, settings.meta, runs=meta_runs,
+                 trained_on={"command": command, "features": settings.features, "protocol": protocol})
+    model.to_json(out / "advisor.json")
+    if export_advisor:
+        model.to_json(export_advisor)
+    summary = {
+        "command": command, "protocol": protocol, "settings": asdict(settings), "trainings": len(plan.units),
+        "run_now": run.executed, "found_in_store": run.already_done, "training_seconds": round(run.seconds, 1),
+        "analysis_seconds": round(time.perf_counter() - analysis_start, 1),
+        "total_seconds": round(time.perf_counter() - started, 1), "executor": executor.describe(),
+        "pairs": len(outcomes), "improved": float(per_seed.mean()), "pairs_gain_positive": helps,
+        "validation": [asdict(j) for j in judged], "best": best.name, "shipped": shipped.name,
+        "independent": {label: [asdict(j) for j in js] for label, js in others.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log(text)
+    log(f"study fdu took {summary['total_seconds']:.0f} s (trainings {run.seconds:.0f} s); results in {out}")
+    return summary
+
+
+def _independent_gains(path: Path, target: Any) -> np.ndarray:
+    """The gains of ``path`` (an ``advise --tasks`` gain_matrix.csv: main, aux, mean_gain, ...) for
+    the pairs of ``target``, matched by task (``fdu_mtl:books``)."""
+    import csv
+
+    def task_of(study_name: str) -> str:  # "fdu_mtl:books:negative|fdu_mtl:books:positive" -> "fdu_mtl:books"
+        return study_name.split("|")[0].rpartition(":")[0]
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"main", "aux", "mean_gain"} <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}: expected columns main, aux, mean_gain (an 'advise --tasks' gain_matrix.csv)")
+        gains = {(r["main"], r["aux"]): float(r["mean_gain"]) for r in reader}
+    try:
+        return np.array([gains[task_of(m), task_of(a)] for m, a in zip(target.main, target.aux)])
+    except KeyError as error:
+        raise DataError(f"{path}: no gain for the pair {error.args[0]}; expected every ordered pair of the "
+                        "study's domains") from None

@@ -278,8 +278,13 @@ class Plan:
 
 
 def plan_study(settings: StudySettings) -> Plan:
-    """Every unit the study needs, each once."""
-    pairs = {p: select_pairs(p, settings.pairs) for p in settings.problems}
+    """Every unit the 20 Newsgroups study needs, each once."""
+    return plan_pairs({p: select_pairs(p, settings.pairs) for p in settings.problems}, settings)
+
+
+def plan_pairs(pairs: dict[str, list[Pair]], settings: StudySettings, *, mtl: bool = True) -> Plan:
+    """Every unit the pairs of each problem need, each once (``mtl`` False: the single-task runs
+    only, all the meta-features need)."""
     plan = Plan(pairs, [], 0)
     units: dict[str, Unit] = {}
     for problem_pairs in pairs.values():
@@ -287,8 +292,10 @@ def plan_study(settings: StudySettings) -> Plan:
         plan.naive_trainings += 3 * len(problem_pairs) * settings.seeds
         for seed in range(settings.seeds):
             for main, aux in problem_pairs:
-                for unit in (plan.single_unit(main, seed, settings), plan.single_unit(aux, seed, settings),
-                             plan.mtl_unit(main, aux, seed, settings)):
+                needed = [plan.single_unit(main, seed, settings), plan.single_unit(aux, seed, settings)]
+                if mtl:
+                    needed.append(plan.mtl_unit(main, aux, seed, settings))
+                for unit in needed:
                     units.setdefault(unit.key, unit)
     # long runs first, so the pool's last minutes are not one straggler
     plan.units = sorted(units.values(), key=lambda u: (u.kind != "single", u.seed, u.tasks))
