@@ -38,7 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not resume:
         _mention_partial_runs(config)
     result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
-                            resume=resume)
+                            resume=resume, workers=args.workers)
     print()
     print(result.table.markdown())
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
     run.add_argument("--output-dir", help="where run folders go (default: the config's output_dir)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--workers", type=int, default=1,
+                     help="train this many (method, seed) runs at once, one process and torch thread each "
+                          "(default 1; 2 on a 2-core machine roughly halves a long table)")
     run.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
                      help="continue this run folder (finished or .partial) of the same config: "
                           "keep its finished (method, seed) runs, train the rest; without a "

@@ -280,8 +280,8 @@ def _open_resumed(folder: Path, config: ExperimentConfig) -> Path:
 
 
 def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
-                   log: Callable[[str], None] = print, resume: str | Path | None = None
-                   ) -> ExperimentResult:
+                   log: Callable[[str], None] = print, resume: str | Path | None = None,
+                   workers: int = 1) -> ExperimentResult:
     """Train every method for every seed, run the baselines and write the table.
 
     Args:
@@ -290,9 +290,13 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         log: where progress lines go.
         resume: a run folder of this config (finished or ``.partial``): its finished
             (method, seed) runs are kept and the others trained.
+        workers: train this many (method, seed) units at once, each in its own one-thread
+            process (1: one after the other, in this process). Results do not depend on it.
     Returns:
         The run folder, the table and the records.
     """
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     started = time.perf_counter()
     tasks = load_experiment_tasks(config, data_dir, log)
     if resume is not None:
@@ -301,7 +305,7 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         folder = _claim_folder(config)
         (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     try:
-        records, timings = _run_all(config, tasks, folder, log)
+        records, timings = _run_all(config, tasks, folder, log, workers)
     except BaseException:
         finished = list(folder.glob("**/metrics.json"))
         if not finished and resume is None:
@@ -344,7 +348,49 @@ def _record(method: str, seed: int, task: str, metrics: dict) -> Record:
     return Record(method, seed, task, metrics["test"][task], metrics["dev"][task])
 
 
-def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) -> tuple[list[Record], dict]:
+@dataclass(frozen=True)
+class _Unit:
+    """One training of a run: a method, a seed, the tasks trained together, its folder."""
+
+    method: MethodConfig
+    seed: int
+    names: tuple[str, ...]
+    folder: Path
+    label: str
+
+
+def _units(config: ExperimentConfig, data: MultiTaskData, run_dir: Path) -> list[_Unit]:
+    units = []
+    for method in config.methods:
+        separately = SHARING.get(method.name).trains_tasks_separately
+        for seed in config.seeds:
+            # one run per task (single-task learning: its own early stopping) or one for all
+            if separately:
+                units += [_Unit(method, seed, (name,), run_dir / method.title / f"seed-{seed}" / name,
+                                f"{method.title} {name} seed {seed}") for name in data.task_names]
+            else:
+                units.append(_Unit(method, seed, tuple(data.task_names), run_dir / method.title / f"seed-{seed}",
+                                   f"{method.title} seed {seed}"))
+    return units
+
+
+def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, MultiTaskData],
+                log: Callable[[str], None] = print) -> tuple[float, float]:
+    """Train one unit and write its folder; returns (seconds per epoch, wall seconds)."""
+    config, data = shared
+    t0 = time.perf_counter()
+    sub = data if len(unit.names) == len(data.task_names) else data.subset(list(unit.names))
+    model, result = train_one(config, unit.method, sub, unit.seed, unit.label, log)
+    write_model(unit.folder, config, unit.method, sub, result, model)
+    return result.seconds_per_epoch, time.perf_counter() - t0
+
+
+def _train_unit_in_worker(unit: _Unit, shared: tuple[ExperimentConfig, MultiTaskData]) -> tuple[float, float]:
+    return _train_unit(unit, shared, lambda line: print(line, flush=True))
+
+
+def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
+             workers: int = 1) -> tuple[list[Record], dict]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = featurize(config, tasks)
@@ -354,31 +400,39 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log) ->
     # encoder cannot serve, a bad stage index) must not wait for the earlier methods' training
     for method in config.methods:
         build_model(method, config.encoder, data, seed=0)
+    units = _units(config, data, run_dir)
+    pending = [u for u in units if _finished(u.folder) is None]
+    epoch_times: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+
+    def finished(unit: _Unit, result: tuple[float, float]) -> None:
+        epoch_times.setdefault(unit.method.title, []).append(result[0])
+        seconds[unit.method.title] = seconds.get(unit.method.title, 0.0) + result[1]
+
+    if workers > 1 and len(pending) > 1:
+        # independent trainings in a pool of one-thread processes; each writes its own folder as
+        # it finishes, so an interrupted run keeps them and --resume trains the rest
+        from .sweep import LocalExecutor
+
+        log(f"  {len(pending)} training(s) on {workers} worker processes (one torch thread each)")
+        for unit, result in LocalExecutor(workers).map(_train_unit_in_worker, pending, (config, data)):
+            finished(unit, result)
+            log(f"  finished {unit.label} ({result[1]:.0f} s)")
+    else:
+        for unit in pending:
+            finished(unit, _train_unit(unit, (config, data), log))
     records: list[Record] = []
     for method in config.methods:
-        t0 = time.perf_counter()
-        epoch_times = []
-        separately = SHARING.get(method.name).trains_tasks_separately
         for seed in config.seeds:
-            # one run per task (single-task learning: its own early stopping) or one for all
-            units = [([task.name], run_dir / method.title / f"seed-{seed}" / task.name) for task in tasks] \
-                if separately else [(data.task_names, run_dir / method.title / f"seed-{seed}")]
-            for names, folder in units:
-                done = _finished(folder)
-                if done is None:
-                    sub = data if len(names) == len(tasks) else data.subset(names)
-                    label = f"{method.title} {names[0]} seed {seed}" if separately else f"{method.title} seed {seed}"
-                    model, result = train_one(config, method, sub, seed, label, log)
-                    write_model(folder, config, method, sub, result, model)
-                    done = _finished(folder)
-                    epoch_times.append(result.seconds_per_epoch)
-                records += [_record(method.title, seed, name, done) for name in names]
+            for unit in (u for u in units if u.method is method and u.seed == seed):
+                records += [_record(method.title, seed, name, _finished(unit.folder)) for name in unit.names]
             scores = [r.test[default_metric(t.kind, t.labels)] for r in records for t in tasks
                       if r.method == method.title and r.seed == seed and r.task == t.name]
             log(f"  {method.title} seed {seed}: mean test score {np.mean(scores) * 100:.2f}")
-        timings[f"{method.title}_s"] = time.perf_counter() - t0
-        if epoch_times:
-            timings[f"{method.title}_s_per_epoch"] = float(np.sum(epoch_times) / len(config.seeds))
+        # training seconds of the units trained now (summed over workers when they run side by side)
+        timings[f"{method.title}_s"] = seconds.get(method.title, 0.0)
+        if method.title in epoch_times:
+            timings[f"{method.title}_s_per_epoch"] = float(np.sum(epoch_times[method.title]) / len(config.seeds))
     if config.baselines:
         t0 = time.perf_counter()
         classification = [t for t in tasks if t.kind == "classification"]

@@ -123,6 +123,27 @@ def test_resume_repeats_no_finished_run_and_gives_the_same_table(workdir, monkey
     assert not resumed.run_dir.name.endswith(".partial") and not partial.exists()
 
 
+def test_units_trained_side_by_side_give_the_same_table_and_resume(workdir):
+    # two one-thread worker processes (spawned: they re-import textmtl) train the units
+    config = config_for("mlp", ["single_task", "hard"], seeds=(1, 2))
+    one = run_experiment(config, log=lambda line: None)
+    lines = []
+    two = run_experiment(config, log=lines.append, workers=2)
+    assert two.table.rows == one.table.rows
+    assert any("on 2 worker processes" in line for line in lines)
+    assert sum(line.startswith("  finished ") for line in lines) == 6  # 2 tasks x 2 seeds + 2 seeds
+    # two units missing: only they are trained again, in the workers
+    (two.run_dir / "hard" / "seed-2" / "metrics.json").unlink()
+    (two.run_dir / "single_task" / "seed-1" / "alpha" / "metrics.json").unlink()
+    lines.clear()
+    again = run_experiment(config, log=lines.append, resume=two.run_dir, workers=2)
+    assert again.table.rows == one.table.rows
+    assert sorted(line.split(" (")[0] for line in lines if line.startswith("  finished ")) == [
+        "  finished hard seed 2", "  finished single_task alpha seed 1"]
+    with pytest.raises(ConfigError, match="--workers must be >= 1"):
+        run_experiment(config, log=lambda line: None, workers=0)
+
+
 def test_resume_refuses_another_config(workdir):
     done = run_experiment(config_for("mlp", ["hard"]), log=lambda line: None)
     other = config_for("mlp", ["hard"], epochs=3)
