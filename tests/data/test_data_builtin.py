@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from textmtl.data.datasets import DATASETS, dataset_summary, load_tasks
+from textmtl.errors import ConfigError
 
 # domain: (train file lines, test, unlabel, train pos, train neg, test pos, test neg)
 FDU_COUNTS = {
@@ -186,6 +187,31 @@ def test_conll2000_counts_match_readme(real_data_dir):
     assert [len(s) for s in chunk.train.texts] == [len(s) for s in chunk.train.labels]
     (only_pos,) = load_tasks("conll2000", {"tasks": ["pos"]}, data_dir=str(real_data_dir))
     assert only_pos.name == "conll2000_pos"
+
+
+def test_conll2000_synthetic_auxiliary_tasks_of_the_sluice_paper(real_data_dir):
+    pos, copy = load_tasks("conll2000", {"tasks": ["pos"], "train_sentences": 50, "auxiliary": "copy"},
+                           data_dir=str(real_data_dir))
+    assert copy.name == "conll2000_pos_copy" and len(pos.train) == len(copy.train) == 50
+    assert copy.train.texts == pos.train.texts and copy.train.labels == pos.train.labels
+    assert copy.labels == pos.labels and len(pos.dev) == 1000  # dev and test are kept whole
+    # the sample is seeded and a subset of the full training part
+    (full,) = load_tasks("conll2000", {"tasks": ["pos"]}, data_dir=str(real_data_dir))
+    assert all(s in full.train.texts for s in pos.train.texts)
+    again, _ = load_tasks("conll2000", {"tasks": ["pos"], "train_sentences": 50, "auxiliary": "copy"},
+                          data_dir=str(real_data_dir))
+    assert again.train.texts == pos.train.texts
+    _, rand = load_tasks("conll2000", {"tasks": ["pos"], "train_sentences": 50, "auxiliary": "random"},
+                         data_dir=str(real_data_dir))
+    assert rand.name == "conll2000_pos_random" and rand.train.texts == pos.train.texts
+    tokens = [(a, b) for x, y in zip(pos.train.labels, rand.train.labels) for a, b in zip(x, y)]
+    agreement = sum(a == b for a, b in tokens) / len(tokens)
+    assert agreement < 0.1  # uniform over 44 tags: about 1 in 44 agree
+    assert len({b for _, b in tokens}) > 30
+    with pytest.raises(ConfigError, match="'auxiliary' of dataset 'conll2000' must be one of random, copy"):
+        load_tasks("conll2000", {"auxiliary": "shuffle"}, data_dir=str(real_data_dir))
+    with pytest.raises(ConfigError, match="'train_sentences' .* is 9000"):
+        load_tasks("conll2000", {"train_sentences": 9000}, data_dir=str(real_data_dir))
 
 
 def test_summary_reports_origin_and_sizes(real_data_dir):

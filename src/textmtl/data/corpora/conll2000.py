@@ -15,6 +15,7 @@ References:
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from ...errors import ConfigError, DataError
@@ -61,38 +62,76 @@ def _tag_names(task: str, sentences: list[list[tuple[str, str, str]]]) -> tuple[
     return tuple(sorted(seen))
 
 
+AUXILIARIES = ("random", "copy")
+
+
 @DATASETS.register("conll2000")
 def load_conll2000(root: Path, *, tasks: tuple[str, ...] = ("chunk", "pos"),
-                   dev_sentences: int = 1000) -> list[Task]:
+                   dev_sentences: int = 1000, train_sentences: int | None = None, sample_seed: int = 0,
+                   auxiliary: str | None = None, relabel_seed: int = 0) -> list[Task]:
     """CoNLL-2000 as tagging tasks ``conll2000_chunk`` and/or ``conll2000_pos``.
 
     Args:
         root: the ``conll2000`` folder.
         tasks: which tags to predict, any of ``"chunk"``, ``"pos"`` (a YAML list is fine).
         dev_sentences: sentences taken from the END of ``train.txt`` as dev.
+        train_sentences: keep this many training sentences (a seeded sample, ``sample_seed``;
+            the same ones for every task), None for all.
+        auxiliary: add a synthetic auxiliary task made from the first task on the same
+            sentences (the sluice paper's Figure 2): "random", every token of every split given
+            a tag drawn uniformly from the tag set (``relabel_seed``), or "copy", the same tags.
+            It is named ``conll2000_<task>_<auxiliary>``.
 
     Returns:
-        One tagging task per entry of ``tasks``; texts are token lists, labels per-token ids.
-        With the defaults 7,936 / 1,000 / 2,012 sentences.
+        One tagging task per entry of ``tasks`` (and the auxiliary one last); texts are token
+        lists, labels per-token ids. With the defaults 7,936 / 1,000 / 2,012 sentences.
     """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
         raise ConfigError(f"'tasks' of dataset 'conll2000' must name some of: "
                           f"{', '.join(TASKS)}; got {list(tasks)!r}")
+    if auxiliary is not None and auxiliary not in AUXILIARIES:
+        raise ConfigError(f"'auxiliary' of dataset 'conll2000' must be one of {', '.join(AUXILIARIES)} or "
+                          f"null; got {auxiliary!r}")
+    if train_sentences is not None and (isinstance(train_sentences, bool) or not isinstance(train_sentences, int)
+                                        or train_sentences < 1):
+        raise ConfigError(f"'train_sentences' of dataset 'conll2000' must be an integer >= 1 or null; "
+                          f"got {train_sentences!r}")
     train_path, test_path = root / "train.txt", root / "test.txt"
-    train_sentences = _read_sentences(train_path)
-    test_sentences = _read_sentences(test_path)
+    train_file = _read_sentences(train_path)
+    test_file = _read_sentences(test_path)
     out = []
     for name in tasks:
         column = _COLUMN[name]
-        tags = _tag_names(name, train_sentences)
+        tags = _tag_names(name, train_file)
         index = {tag: i for i, tag in enumerate(tags)}
-        full = Split([[tok[0] for tok in s] for s in train_sentences],
-                     [[index[tok[column]] for tok in s] for s in train_sentences])
-        test = Split([[tok[0] for tok in s] for s in test_sentences],
+        full = Split([[tok[0] for tok in s] for s in train_file],
+                     [[index[tok[column]] for tok in s] for s in train_file])
+        test = Split([[tok[0] for tok in s] for s in test_file],
                      [encode_labels([tok[column] for tok in s], tags, str(test_path))
-                      for s in test_sentences])
+                      for s in test_file])
         train, dev = split_off_dev(full, dev_sentences, str(train_path))
+        if train_sentences is not None:
+            if train_sentences > len(train):
+                raise ConfigError(f"'train_sentences' of dataset 'conll2000' is {train_sentences}; {train_path} "
+                                  f"has {len(train)} training sentences (after {dev_sentences} for dev)")
+            keep = sorted(random.Random(sample_seed).sample(range(len(train)), train_sentences))
+            train = Split([train.texts[i] for i in keep], [train.labels[i] for i in keep])
         out.append(Task(f"conll2000_{name}", tags, train, dev, test, kind="tagging",
                         source=str(root)))
+    if auxiliary is not None:
+        out.append(_synthetic_auxiliary(out[0], auxiliary, relabel_seed))
     return out
+
+
+def _synthetic_auxiliary(target: Task, how: str, seed: int) -> Task:
+    """The target's sentences with its tags ("copy") or uniformly random tags ("random")."""
+    rng = random.Random(seed)
+
+    def relabel(split: Split) -> Split:
+        if how == "copy":
+            return Split(list(split.texts), [list(tags) for tags in split.labels])
+        return Split(list(split.texts), [[rng.randrange(len(target.labels)) for _ in tags] for tags in split.labels])
+
+    return Task(f"{target.name}_{how}", target.labels, relabel(target.train), relabel(target.dev),
+                relabel(target.test), kind="tagging", source=target.source)
