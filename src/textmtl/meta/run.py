@@ -54,35 +54,17 @@ def study_20ng(settings: StudySettings, *, out: Path, db: Path | None = None, ex
         f"{len(plan.units)} trainings ({plan.naive_trainings} without sharing runs between pairs); "
         f"results store {db}")
     root = locate("newsgroups", data_dir).path
-    with RunStore(db) as store:  # opened first: a bad --db fails before the corpus is built
-        corpus = build_corpus(root, settings.corpus)
-        sample = (f"{settings.corpus.train_per_topic} training posts per topic"
-                  if settings.corpus.sampling == "per_topic" else
-                  f"{settings.corpus.train_per_task} training posts per task and seed")
-        log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {sample} "
-            f"(built in {time.perf_counter() - started:.1f} s); "
-            f"running on {executor.describe()}, device {device}, {models_per_call} model(s) per call")
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(plan.units), desc="trainings", unit="run", file=sys.stderr, smoothing=0.05)
-
-        def report_progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.n = done
-                bar.refresh()
-
-        try:
-            run = run_study(plan, corpus.arrays, store, executor, report_progress, device=device,
-                            models_per_call=models_per_call)
-        finally:
-            if bar is not None:
-                bar.close()
-        log(f"trainings: {run.executed} run now, {run.already_done} found in the store, "
-            f"{run.seconds:.0f} s")
-        analysis_start = time.perf_counter()
-        rows = load_runs(plan, store)
+    with RunStore(db):  # opened first: a bad --db fails before the corpus is built
+        pass
+    corpus = build_corpus(root, settings.corpus)
+    sample = (f"{settings.corpus.train_per_topic} training posts per topic"
+              if settings.corpus.sampling == "per_topic" else
+              f"{settings.corpus.train_per_task} training posts per task and seed")
+    log(f"corpus: TF-IDF over {settings.corpus.max_features} words, {sample} "
+        f"(built in {time.perf_counter() - started:.1f} s); "
+        f"running on {executor.describe()}, device {device}, {models_per_call} model(s) per call")
+    run, rows = _run_units(plan, corpus, db, executor, progress, device, models_per_call, log)
+    analysis_start = time.perf_counter()
     outcomes = collect_outcomes(plan, settings, rows)
     command = "textmtl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "textmtl study 20ng"
     names, labels = feature_set(settings)
@@ -182,6 +164,8 @@ INDEPENDENT_GAINS = Path("results/advise-fdu16/gain_matrix.csv")
 
 def _run_units(plan: Any, corpus: Any, db: Path, executor: Any, progress: bool, device: str,
                models_per_call: int, log: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """Train the plan's units missing from the store (a progress bar when asked); returns what
+    :func:`run_study` did and every unit's stored row."""
     with RunStore(db) as store:
         bar = None
         if progress:
