@@ -148,3 +148,37 @@ def test_pool_workers_use_one_compute_thread_each():
     # two workers with a BLAS thread per core each would fight over the cores (docs/meta-study.md)
     results = [result for _, result in LocalExecutor(1).map(_compute_threads, [0], None)]
     assert results == [(1, [1])]
+
+
+def _pid_then_sleep(payload, folder):
+    import os
+    from pathlib import Path
+
+    Path(folder, f"{payload}.pid").write_text(str(os.getpid()))
+    time.sleep(0 if payload == "quick" else 120)
+    return payload
+
+
+def test_a_caller_that_stops_reading_ends_the_running_jobs(tmp_path):
+    # Ctrl-C in `textmtl run --workers 2` must not wait for a 30-minute training to finish
+    import os
+
+    jobs = LocalExecutor(2).map(_pid_then_sleep, ["quick", "slow"], str(tmp_path))
+    assert next(jobs) == ("quick", "quick")
+    while not (tmp_path / "slow.pid").exists():  # the slow job is running in the other worker
+        time.sleep(0.1)
+    pid = int((tmp_path / "slow.pid").read_text())
+    import threading
+
+    closing = threading.Thread(target=jobs.close)  # what an exception in the caller does to the generator
+    closing.start()
+    closing.join(timeout=20)
+    assert not closing.is_alive(), "stopping waited for the running job (120 s) instead of ending it"
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the worker running the slow job is still alive 10 s after the caller stopped")
