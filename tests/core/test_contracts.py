@@ -76,16 +76,21 @@ def total_loss(model, batch, data):
     return losses, sum(losses.values()) + sum(extras)
 
 
+def parameters_without_gradient(model, batch, data) -> list[str]:
+    """Names of the trainable parameters the total loss of ``batch`` gives no non-zero gradient."""
+    _, total = total_loss(model, batch, data)
+    model.zero_grad(set_to_none=True)
+    total.backward()
+    return [n for n, p in model.named_parameters()
+            if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
+
+
 @pytest.mark.parametrize("encoder_name,sharing_name", COMBINATIONS)
 def test_gradients_reach_every_parameter(encoder_name, sharing_name, data_by_encoder):
     data = data_by_encoder[encoder_name]
     model = build(encoder_name, sharing_name, data)
     batch = full_batch(data, model)
-    _, total = total_loss(model, batch, data)
-    model.zero_grad(set_to_none=True)
-    total.backward()
-    missing = [n for n, p in model.named_parameters()
-               if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
+    missing = parameters_without_gradient(model, batch, data)
     assert not missing, f"no gradient for {missing}"
     assert set(model.extra_losses()) <= set(model.extra_loss_names), "an extra loss is not declared"
 
@@ -203,11 +208,7 @@ def test_per_task_mlp_heads(encoder_name, sharing_name, data_by_encoder, tmp_pat
         assert hidden_weight.shape[0] == 7 and hidden_bias.shape == (7,)
         assert output_weight.shape == (task.num_classes, 7) and output_bias.shape == (task.num_classes,)
     batch = full_batch(data, model)
-    _, total = total_loss(model, batch, data)
-    model.zero_grad(set_to_none=True)
-    total.backward()
-    missing = [n for n, p in model.named_parameters()
-               if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
+    missing = parameters_without_gradient(model, batch, data)
     assert not missing, f"no gradient for {missing}"
     model.eval()
     test_batch = full_batch(data, model, "test", 5)

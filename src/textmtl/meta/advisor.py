@@ -335,13 +335,8 @@ def _authors_pair_features(main: Task, aux: Task, *, seeds: int, sample_seed: in
         aux = replace(aux, name=f"{aux.name} (auxiliary)")
     preset = protocol_settings("authors")
     settings = replace(preset, seeds=seeds, corpus=replace(preset.corpus, sample_seed=sample_seed))
-    train_pools = {}
-    for task in (main, aux):
-        # the whole training part (a dev split the advisor carved for --measure is part of it here)
-        task_train = task.meta.get("advisor_train", task.train)
-        task = replace(task, train=task_train)
-        train_pools[task.name] = task
-    tasks = list(train_pools.values())
+    # the whole training part (a dev split the advisor carved for --measure is part of it here)
+    tasks = [replace(task, train=task.meta.get("advisor_train", task.train)) for task in (main, aux)]
     # the protocol draws 200 training texts per task; a smaller task gives all it has (both
     # tasks the same number, as in the study)
     drawn = min(settings.corpus.train_per_task, *(len(t.train) for t in tasks))
