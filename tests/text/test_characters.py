@@ -144,3 +144,34 @@ def test_characters_off_builds_the_same_bilstm():
     assert list(plain.state_dict()) == list(ignoring.state_dict())
     for a, b in zip(plain.state_dict().values(), ignoring.state_dict().values()):
         assert torch.equal(a, b)
+
+def test_repeated_words_are_encoded_once_with_the_same_features_and_gradients():
+    """Each distinct word of a batch goes through the character bi-LSTM once: its features
+    equal those of the word encoded on its own, and the character parameters' gradient equals
+    the sum over all occurrences (what encoding every occurrence separately gives)."""
+    featurizer = _fitted()
+    encoder = _build(featurizer.spec()).train()
+    texts = ["the cat sat .", "the dog sat . the cat", "cat"]
+    inputs = featurizer.transform(texts).gather(np.arange(3))
+    mask = inputs.mask()
+    calls = []
+    hook = encoder.char_layer.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    features = encoder._character_features(inputs, mask)  # (B, T, 2C)
+    hook.remove()
+    assert calls == [len({w for t in texts for w in t.split()})]  # 5 distinct words, not 11 tokens
+    weights = torch.randn(features.shape)
+    (features * weights).sum().backward()
+    deduped = {n: p.grad.clone() for n, p in encoder.char_layer.named_parameters()}
+    encoder.zero_grad()
+    # reference: every occurrence encoded as a batch of its own word alone
+    total = 0.0
+    for b, text in enumerate(texts):
+        for t, word in enumerate(text.split()):
+            single = featurizer.transform([word]).gather(np.array([0]))
+            alone = encoder._character_features(single, single.mask())[0, 0]  # (2C,)
+            torch.testing.assert_close(features[b, t], alone, atol=1e-6, rtol=1e-5)
+            total = total + (alone * weights[b, t]).sum()
+    total.backward()
+    for name, parameter in encoder.char_layer.named_parameters():
+        torch.testing.assert_close(deduped[name], parameter.grad, atol=1e-5, rtol=1e-4)
+    assert torch.all(features[2, 1:] == 0)  # padding stays zero

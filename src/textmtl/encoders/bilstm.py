@@ -197,9 +197,9 @@ class BiLSTM(Encoder):
     def _character_features(self, inputs: TokenInput, mask: torch.Tensor) -> torch.Tensor:
         """Final states of the character bi-LSTM over each real token; zero on padding.
 
-        Only real tokens are encoded (N of the B*T slots). Each word is a right-padded row of
-        character ids (0 = padding), so the character bi-LSTM is padding-invariant in both the
-        word width W and the sentence length T.
+        Only real tokens are encoded (N of the B*T slots), each distinct word once. Each word
+        is a right-padded row of character ids (0 = padding), so the character bi-LSTM is
+        padding-invariant in both the word width W and the sentence length T.
 
         Args:
             inputs: the batch; ``inputs.char_ids`` (B, T, W).
@@ -216,11 +216,15 @@ class BiLSTM(Encoder):
         char_ids = inputs.char_ids.to(mask.device)  # (B, T, W)
         real = torch.nonzero(mask.reshape(-1)).squeeze(1)  # (N,)
         words = char_ids.reshape(batch * steps, -1).index_select(0, real)  # (N, W)
+        # a word's features depend on its characters only, so each distinct word of the batch
+        # is encoded once (a batch of 32 CoNLL-2000 sentences has ~650 tokens but ~375 distinct
+        # words: "the", ",", "." recur); the gather back sums duplicates' gradients, as before
+        distinct, occurrence = torch.unique(words, dim=0, return_inverse=True)  # (U, W), (N,)
         # characters come first in each word; >= 1 so an all-padding word still has a last state
-        word_lengths = (words != 0).sum(dim=1).clamp(min=1)  # (N,)
-        char_mask = length_mask(word_lengths, words.shape[1])  # (N, W)
-        chars = embed_tokens(self.char_embedding, words, char_mask)  # (N, W, char_dim)
-        states = self.char_layer(chars, word_lengths)  # (N, W, 2C)
-        features = masked_pool(states, word_lengths, "last")  # (N, 2C)
+        word_lengths = (distinct != 0).sum(dim=1).clamp(min=1)  # (U,)
+        char_mask = length_mask(word_lengths, distinct.shape[1])  # (U, W)
+        chars = embed_tokens(self.char_embedding, distinct, char_mask)  # (U, W, char_dim)
+        states = self.char_layer(chars, word_lengths)  # (U, W, 2C)
+        features = masked_pool(states, word_lengths, "last").index_select(0, occurrence)  # (N, 2C)
         full = features.new_zeros(batch * steps, features.shape[1])  # (B*T, 2C)
         return full.index_copy(0, real, features).reshape(batch, steps, -1)  # (B, T, 2C)
