@@ -6,6 +6,7 @@ from .base import SharingMethod, TaskSpec
 SHARING: Registry[SharingMethod] = Registry("sharing")
 
 from . import (  # noqa: E402,F401  (registration side effects)
+    asp_mtl,
     cross_stitch,
     entropy_minimization,
     hard,

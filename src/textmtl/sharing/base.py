@@ -18,7 +18,8 @@ capabilities, never names):
   optional ``"lr_scale"`` (e.g. a larger learning rate for cross-stitch α);
 - ``extra_losses()``: named scalar losses of the last ``forward`` (adversarial loss,
   orthogonality, entropy on unlabelled rows; named in ``extra_loss_names``), weighted by the
-  method entry's ``loss_weights`` and added to the weighted task loss;
+  method entry's ``loss_weights`` (names it leaves out: ``default_loss_weights``, else 1) and
+  added to the weighted task loss;
 - ``penalties()``: named penalties on the parameters (the regularisers'), once per step;
 - ``on_step_end(state)`` / ``on_epoch_end(state)``: hooks with a
   :class:`~textmtl.training.state.TrainState`;
@@ -76,6 +77,8 @@ class SharingMethod(nn.Module):
     needs_collections: ClassVar[bool] = False
     needs_unlabelled_rows: ClassVar[bool] = False
     extra_loss_names: ClassVar[tuple[str, ...]] = ()
+    #: weight of an extra loss that the method entry's ``loss_weights`` does not name (absent: 1)
+    default_loss_weights: ClassVar[dict[str, float]] = {}
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
                  head_hidden: int = 0) -> None:

@@ -62,11 +62,12 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
         optimizer: built from the method's ``param_groups()``.
         clip_parameters: parameters whose global gradient norm is clipped.
         clip_norm: the clipping norm (None: no clipping).
-        extra_loss_weights: weight of each named extra loss of the method (default 1).
+        extra_loss_weights: weight of each named extra loss of the method (names it leaves
+            out: the method's ``default_loss_weights``, else 1).
     Returns:
         The step's task losses and extra losses (extra losses unweighted) as floats.
     """
-    weights = extra_loss_weights or {}
+    weights = {**model.default_loss_weights, **(extra_loss_weights or {})}
     losses: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     for batch in batches:
