@@ -7,6 +7,7 @@ SHARING: Registry[SharingMethod] = Registry("sharing")
 
 from . import (  # noqa: E402,F401  (registration side effects)
     asp_mtl,
+    cluster_layers,
     cross_stitch,
     entropy_minimization,
     hard,

@@ -31,6 +31,9 @@ class TrainState:
             so far, as floats.
         history: the learning-curve entries of the finished epochs (what ``curves.json`` holds).
         device: where the model lives.
+        optimizer: the run's optimiser (None outside the trainer), for hooks that replace or
+            reshape parameters and must keep its per-parameter state consistent (NCMTL's
+            cluster layers average the momentum / moments of merged weights).
     """
 
     epoch: int = 0
@@ -42,6 +45,7 @@ class TrainState:
     epoch_losses: dict[str, list[float]] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    optimizer: torch.optim.Optimizer | None = None
 
     def mean_epoch_losses(self) -> dict[str, float]:
         """Mean of this epoch's losses so far, per task (and extra loss) name."""

@@ -107,7 +107,7 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
     streams = TaskStreams(data.train_sizes(), rng, stream_order)
     unlabelled_streams = TaskStreams(data.unlabelled_sizes(), rng)
     generator = torch.Generator().manual_seed(seed)
-    state = TrainState(generator=generator, rng=rng, device=device)
+    state = TrainState(generator=generator, rng=rng, device=device, optimizer=optimizer)
     chosen_metric = selection_metrics(data, config)
     exact = sampler.draws_collections
 
