@@ -1,11 +1,19 @@
 """The simple baselines a user tries first: TF-IDF + logistic regression.
 
-MTL is only worth having if it beats them. Both choose the inverse regularisation strength C
-on dev (never test) from ``C_GRID``.
+MTL is only worth having if it beats them, so they run at their best: each builds its own
+TF-IDF over every word 1-2-gram of its training texts (``OWN_VOCABULARY``: no frequency cut, no
+vocabulary limit), not the experiment's features (an MLP's 10,000 terms cost the pooled FDU-MTL
+regression about a point: docs/ncmtl.md), and both choose the inverse
+regularisation strength C on dev (never test) from ``C_GRID``.
 
-- ``logreg_per_task``: one logistic regression per task.
+- ``logreg_per_task``: one logistic regression per task, over a vocabulary of that task's
+  training texts.
 - ``logreg_pooled``: one logistic regression on the training rows of all tasks pooled, the
-  task ignored (only meaningful when the tasks share a label space, e.g. FDU-MTL sentiment).
+  task ignored, over a vocabulary of all tasks' training texts (only meaningful when the tasks
+  share a label space, e.g. FDU-MTL sentiment).
+
+:func:`run_baseline` builds the features and fits; ``logreg_per_task`` / ``logreg_pooled`` fit
+on features already built.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from .data.batching import MultiTaskData
+from .data.features import FEATURIZERS
 from .errors import ConfigError
 from .training.metrics import classification_metrics
 
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+#: the baselines' own TF-IDF settings: every word 1-2-gram of the training texts, 1 + log(tf)
+OWN_VOCABULARY = {"max_features": None, "min_df": 1, "ngram_max": 2, "sublinear_tf": True}
 
 
 def _rows(data: MultiTaskData, split: str, k: int):
@@ -32,9 +43,15 @@ def _labels(data: MultiTaskData, split: str, k: int) -> np.ndarray:
 
 
 def _fit(x, y, c: float) -> LogisticRegression:
+    binary = len(set(y)) == 2
+    # the dual liblinear problem has one variable per training row: with more TF-IDF terms
+    # than rows (FDU-MTL: 283,317 terms, 4,200 rows for 3 domains) it is 5-6 x faster than the
+    # primal and reaches the same solution (same dev accuracy, measured for C 0.1-100)
+    dual = binary and x.shape[1] > x.shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(C=c, max_iter=2000, solver="liblinear" if len(set(y)) == 2 else "lbfgs").fit(x, y)
+        return LogisticRegression(C=c, max_iter=2000, solver="liblinear" if binary else "lbfgs",
+                                  dual=dual).fit(x, y)
 
 
 def logreg_per_task(data: MultiTaskData) -> dict[str, dict]:
@@ -93,3 +110,31 @@ def logreg_pooled(data: MultiTaskData) -> dict[str, dict]:
 
 
 BASELINES = {"logreg_per_task": logreg_per_task, "logreg_pooled": logreg_pooled}
+#: which texts a baseline's vocabulary is fitted on: each task's own, or all tasks'
+_VOCABULARY_OF = {"logreg_per_task": "task", "logreg_pooled": "all"}
+
+
+def own_features(tasks) -> MultiTaskData:
+    """The tasks' splits as TF-IDF rows over a vocabulary of their training texts
+    (``OWN_VOCABULARY``)."""
+    return MultiTaskData.build(list(tasks), FEATURIZERS.build("tfidf", params=OWN_VOCABULARY))
+
+
+def run_baseline(name: str, tasks) -> dict[str, dict]:
+    """Run baseline ``name`` on classification tasks, with its own vocabulary.
+
+    Args:
+        name: a key of ``BASELINES``.
+        tasks: the experiment's classification :class:`~textmtl.data.tasks.Task` objects.
+    Returns:
+        task -> {"C", "dev", "test", "features": the number of TF-IDF terms it used}.
+    """
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r}; expected one of {', '.join(sorted(BASELINES))}")
+    groups = [[task] for task in tasks] if _VOCABULARY_OF[name] == "task" else [list(tasks)]
+    results = {}
+    for group in groups:
+        data = own_features(group)
+        for task, result in BASELINES[name](data).items():
+            results[task] = {**result, "features": data.spec.size}
+    return results

@@ -45,7 +45,8 @@ class MethodConfig(ComponentConfig):
         label: the column name in the table (default: the method name); unique.
         sampler: this method's task sampler (default: the experiment's ``sampler``).
         weighting: this method's loss weighting (default: the experiment's ``weighting``).
-        loss_weights: weight of each named extra loss of the method (default 1).
+        loss_weights: weight of each named extra loss of the method (names left out: the method's
+            ``default_loss_weights``, else 1).
     """
 
     label: str | None = None

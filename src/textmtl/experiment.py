@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from . import __version__
-from .baselines import BASELINES
+from .baselines import run_baseline
 from .config import ComponentConfig, ExperimentConfig, MethodConfig, check_references
 from .data.batching import MultiTaskData
 from .data.datasets import load_tasks
@@ -436,10 +436,8 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
     if config.baselines:
         t0 = time.perf_counter()
         classification = [t for t in tasks if t.kind == "classification"]
-        tfidf = data if data.spec.kind == "tfidf" and len(classification) == len(tasks) else \
-            MultiTaskData.build(classification, FEATURIZERS.build("tfidf"))
-        for name in config.baselines:
-            for task, result in BASELINES[name](tfidf).items():
+        for name in config.baselines:  # each with its own vocabulary (textmtl.baselines)
+            for task, result in run_baseline(name, classification).items():
                 records.append(Record(name, 0, task, result["test"], result["dev"]))
             average = np.mean([r.test["accuracy"] for r in records if r.method == name])
             log(f"  {name}: mean test accuracy {average * 100:.2f}")

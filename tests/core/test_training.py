@@ -461,3 +461,26 @@ def test_logreg_pooled_chooses_c_on_mean_dev(monkeypatch, synthetic_tasks):
         means[c] = np.mean([r["dev"]["accuracy"] for r in baselines.logreg_pooled(data).values()])
     assert means[1e-4] != means[100.0]
     assert chosen == {max(means, key=means.get)}
+
+
+def test_baselines_fit_their_own_unrestricted_vocabulary(synthetic_tasks):
+    """Per task: every 1-2-gram of that task's training texts, terms seen once included; pooled:
+    of all tasks' training texts. Results equal the fit on those features."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    binary = [t for t in synthetic_tasks if t.num_classes == 2]
+
+    def terms(tasks):
+        texts = [text for task in tasks for text in task.train.texts]
+        return len(CountVectorizer(ngram_range=(1, 2), min_df=1).fit(texts).vocabulary_)
+
+    per_task = baselines.run_baseline("logreg_per_task", synthetic_tasks)
+    for task in synthetic_tasks:
+        assert per_task[task.name]["features"] == terms([task])
+        alone = baselines.logreg_per_task(baselines.own_features([task]))[task.name]
+        assert per_task[task.name]["test"] == alone["test"] and per_task[task.name]["C"] == alone["C"]
+    pooled = baselines.run_baseline("logreg_pooled", binary)
+    assert {r["features"] for r in pooled.values()} == {terms(binary)}
+    assert terms(binary) > max(terms([t]) for t in binary)
+    with pytest.raises(Exception, match="unknown baseline 'nope'"):
+        baselines.run_baseline("nope", binary)
