@@ -34,7 +34,7 @@ class ComponentConfig:
 
 
 #: keys of a ``methods:`` entry that are not the sharing method's own parameters
-METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights")
+METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights", "encoder", "features")
 
 
 @dataclass
@@ -47,12 +47,19 @@ class MethodConfig(ComponentConfig):
         weighting: this method's loss weighting (default: the experiment's ``weighting``).
         loss_weights: weight of each named extra loss of the method (names left out: the method's
             ``default_loss_weights``, else 1).
+        encoder: this method's encoder (default: the experiment's ``encoder``), so one table
+            can hold e.g. single-task LSTM, TextCNN and HAN rows.
+        features: this method's featurizer options (default: the experiment's ``features``
+            when its encoder reads the same input kind as the experiment's, else the
+            featurizer's defaults).
     """
 
     label: str | None = None
     sampler: ComponentConfig | None = None
     weighting: ComponentConfig | None = None
     loss_weights: dict[str, float] = field(default_factory=dict)
+    encoder: ComponentConfig | None = None
+    features: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -68,6 +75,10 @@ class MethodConfig(ComponentConfig):
             out["weighting"] = self.weighting.as_dict()
         if self.loss_weights:
             out["loss_weights"] = dict(self.loss_weights)
+        if self.encoder is not None:
+            out["encoder"] = self.encoder.as_dict()
+        if self.features is not None:
+            out["features"] = dict(self.features)
         return out
 
 
@@ -132,6 +143,19 @@ class ExperimentConfig:
     def method_weighting(self, method: MethodConfig) -> ComponentConfig:
         return method.weighting or self.weighting
 
+    def method_encoder(self, method: MethodConfig) -> ComponentConfig:
+        return method.encoder or self.encoder
+
+    def method_features(self, method: MethodConfig) -> dict[str, Any]:
+        """The featurizer options of ``method`` (see :class:`MethodConfig`)."""
+        if method.features is not None:
+            return method.features
+        from .encoders import ENCODERS
+
+        same_input = (ENCODERS.get(self.method_encoder(method).name).input_kind
+                      == ENCODERS.get(self.encoder.name).input_kind)
+        return self.features if same_input else {}
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["encoder"] = self.encoder.as_dict()
@@ -195,10 +219,15 @@ def _method(value: Any, key: str) -> MethodConfig:
     if not _matches(loss_weights, dict[str, float]) or any(v < 0 for v in loss_weights.values()):
         raise ConfigError(f"'{key}.loss_weights' must map extra-loss names to weights >= 0, "
                           f"got {loss_weights!r}")
+    features = entry.get("features")
+    if features is not None and not isinstance(features, dict):
+        raise ConfigError(f"'{key}.features' must be a mapping of featurizer options, got {features!r}")
     return MethodConfig(component.name, params, label=label,
                         sampler=_component(entry["sampler"], f"{key}.sampler") if "sampler" in entry else None,
                         weighting=_component(entry["weighting"], f"{key}.weighting") if "weighting" in entry else None,
-                        loss_weights=dict(loss_weights))
+                        loss_weights=dict(loss_weights),
+                        encoder=_component(entry["encoder"], f"{key}.encoder") if "encoder" in entry else None,
+                        features=None if features is None else dict(features))
 
 
 def _check_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -286,6 +315,13 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             SAMPLERS.validate(method.sampler.name, method.sampler.params, f"methods.{i}.sampler")
         if method.weighting is not None:
             WEIGHTINGS.validate(method.weighting.name, method.weighting.params, f"methods.{i}.weighting")
+        if method.encoder is not None:
+            ENCODERS.validate(method.encoder.name, method.encoder.params, f"methods.{i}.encoder")
+        if method.encoder is not None or method.features is not None:
+            kind = ENCODERS.get((method.encoder or encoder).name).input_kind
+            own = method.features if method.features is not None else \
+                (raw.get("features", {}) if kind == featurizer_kind else {})
+            FEATURIZERS.validate(kind, own, f"methods.{i}.features")
         known = SHARING.get(method.name).extra_loss_names
         unknown = sorted(set(method.loss_weights) - set(known))
         if unknown:

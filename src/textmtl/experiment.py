@@ -116,9 +116,23 @@ def reads_unlabelled(config: ExperimentConfig) -> bool:
     return any(SHARING.get(m.name).needs_unlabelled_rows for m in config.methods)
 
 
-def featurize(config: ExperimentConfig, tasks: list[Task]) -> MultiTaskData:
-    kind = ENCODERS.get(config.encoder.name).input_kind
-    featurizer = FEATURIZERS.build(kind, params=config.features, where="features")
+def data_key(config: ExperimentConfig, method: MethodConfig | None = None) -> str:
+    """What a method's features are made of (input kind and featurizer options): methods with
+    one key train on one featurized copy of the tasks."""
+    if method is None:
+        return json.dumps([ENCODERS.get(config.encoder.name).input_kind, config.features], sort_keys=True)
+    return json.dumps([ENCODERS.get(config.method_encoder(method).name).input_kind,
+                       config.method_features(method)], sort_keys=True)
+
+
+def featurize(config: ExperimentConfig, tasks: list[Task],
+              method: MethodConfig | None = None) -> MultiTaskData:
+    """The tasks featurized for ``method``'s encoder (None: the experiment's encoder)."""
+    encoder = config.encoder if method is None else config.method_encoder(method)
+    features = config.features if method is None else config.method_features(method)
+    where = "features" if method is None or method.features is None else f"methods.{method.title}.features"
+    kind = ENCODERS.get(encoder.name).input_kind
+    featurizer = FEATURIZERS.build(kind, params=features, where=where)
     unlabelled = reads_unlabelled(config)
     return MultiTaskData.build(tasks, featurizer, unlabelled=unlabelled,
                                unlabelled_in_vocabulary=unlabelled and config.unlabelled_in_vocabulary)
@@ -147,7 +161,7 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
 
     ``log`` gets a line per epoch when the progress bar is off (logs of long runs).
     """
-    model = build_model(method, config.encoder, data, seed)
+    model = build_model(method, config.method_encoder(method), data, seed)
     weighting_config = config.method_weighting(method)
     weighting = WEIGHTINGS.build(weighting_config.name, data.task_names,
                                  params=_weights_for(weighting_config.params, data.task_names),
@@ -191,13 +205,15 @@ def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, da
     """Write one trained model's folder; ``metrics.json`` last, marking it finished.
 
     ``trained`` (the trained method, best weights loaded): when it has ``learned_mixing()``,
-    what it returns is written as ``mixing.json`` and drawn as ``mixing.png``.
+    what it returns is written as ``mixing.json`` and drawn as ``mixing.png``; when it has
+    ``cluster_report()``, as ``clusters.json`` and ``clusters.png``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    kind = ENCODERS.get(config.encoder.name).input_kind
+    encoder = config.method_encoder(method)
+    kind = ENCODERS.get(encoder.name).input_kind
     (folder / "featurizer.json").write_text(json.dumps({"kind": kind, "state": data.featurizer.state()}))
     model = {"format": MODEL_FORMAT, "textmtl_version": __version__, "experiment": config.name,
-             "method": method.as_dict(), "encoder": config.encoder.as_dict(),
+             "method": method.as_dict(), "encoder": encoder.as_dict(),
              "tasks": [{"name": t.name, "kind": t.kind, "labels": list(t.labels)} for t in data.tasks]}
     (folder / "model.json").write_text(json.dumps(model, indent=1))
     save_checkpoint(result.state_dict, folder / "checkpoint.pt")
@@ -208,6 +224,12 @@ def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, da
         from .report.mixing import write_mixing
 
         write_mixing(folder, mixing)
+    clustered = getattr(trained, "cluster_report", None)
+    if callable(clustered):  # cluster layers: the final clusters and their history
+        from .report.clusters import write_clusters
+
+        counts = getattr(trained, "parameter_counts", None)
+        write_clusters(folder, {**clustered(), "parameter_counts": counts() if callable(counts) else None})
     metrics = {"best_epoch": result.best_epoch, "dev": result.dev, "test": result.test,
                "steps": result.steps, "seconds_per_epoch": result.seconds_per_epoch}
     temporary = folder / "metrics.json.tmp"
@@ -374,10 +396,11 @@ def _units(config: ExperimentConfig, data: MultiTaskData, run_dir: Path) -> list
     return units
 
 
-def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, MultiTaskData],
+def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTaskData]],
                 log: Callable[[str], None] = print) -> tuple[float, float]:
     """Train one unit and write its folder; returns (seconds per epoch, wall seconds)."""
-    config, data = shared
+    config, datas = shared
+    data = datas[data_key(config, unit.method)]
     t0 = time.perf_counter()
     sub = data if len(unit.names) == len(data.task_names) else data.subset(list(unit.names))
     model, result = train_one(config, unit.method, sub, unit.seed, unit.label, log)
@@ -385,7 +408,7 @@ def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, MultiTaskData],
     return result.seconds_per_epoch, time.perf_counter() - t0
 
 
-def _train_unit_in_worker(unit: _Unit, shared: tuple[ExperimentConfig, MultiTaskData]) -> tuple[float, float]:
+def _train_unit_in_worker(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTaskData]]) -> tuple[float, float]:
     return _train_unit(unit, shared, lambda line: print(line, flush=True))
 
 
@@ -393,13 +416,19 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
              workers: int = 1) -> tuple[list[Record], dict]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = featurize(config, tasks)
+    datas: dict[str, MultiTaskData] = {}  # one featurized copy per input kind and options
+    for method in config.methods:
+        key = data_key(config, method)
+        if key not in datas:
+            datas[key] = featurize(config, tasks, method)
+            log(f"{config.name}: {len(tasks)} tasks, {datas[key].spec.kind} input of size "
+                f"{datas[key].spec.size}")
     timings["featurize_s"] = time.perf_counter() - t0
-    log(f"{config.name}: {len(tasks)} tasks, {data.spec.kind} input of size {data.spec.size}")
+    data = next(iter(datas.values()))
     # build every method once before training any: a constructor error (a task level the
     # encoder cannot serve, a bad stage index) must not wait for the earlier methods' training
     for method in config.methods:
-        build_model(method, config.encoder, data, seed=0)
+        build_model(method, config.method_encoder(method), datas[data_key(config, method)], seed=0)
     units = _units(config, data, run_dir)
     pending = [u for u in units if _finished(u.folder) is None]
     epoch_times: dict[str, list[float]] = {}
@@ -415,12 +444,12 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
         from .sweep import LocalExecutor
 
         log(f"  {len(pending)} training(s) on {workers} worker processes (one torch thread each)")
-        for unit, result in LocalExecutor(workers).map(_train_unit_in_worker, pending, (config, data)):
+        for unit, result in LocalExecutor(workers).map(_train_unit_in_worker, pending, (config, datas)):
             finished(unit, result)
             log(f"  finished {unit.label} ({result[1]:.0f} s)")
     else:
         for unit in pending:
-            finished(unit, _train_unit(unit, (config, data), log))
+            finished(unit, _train_unit(unit, (config, datas), log))
     records: list[Record] = []
     for method in config.methods:
         for seed in config.seeds:

@@ -257,3 +257,39 @@ def test_conll2000_tagging_bilstm(tmp_path, capsys):
         assert accuracy > majority + 0.1, f"{task.name}: {accuracy:.3f} vs majority {majority:.3f}"
     metrics = json.loads((run / "hard" / "seed-1" / "metrics.json").read_text())
     assert set(metrics["test"]) == {"conll2000_chunk", "conll2000_pos"}
+
+
+def test_methods_with_their_own_encoders_in_one_table(tmp_path, monkeypatch, capsys):
+    """A method entry may name its own encoder (and features): each trains on features of its
+    encoder's input kind, its model folder says which, and the table holds every row."""
+    monkeypatch.chdir(tmp_path)
+    write_task_csv(tmp_path / "a.csv", {"x": ["xx"], "y": ["yy"]}, 40, 1)
+    write_task_csv(tmp_path / "b.csv", {"x": ["xx"], "y": ["yy"]}, 40, 2)
+    (tmp_path / "c.yaml").write_text(
+        "name: mixed\ndata:\n  user_files: [{path: a.csv}, {path: b.csv}]\n"
+        "features: {min_df: 1, max_features: 50}\nencoder: {name: mlp, hidden_dims: [4]}\n"
+        "methods:\n  - hard\n"
+        "  - {name: hard, label: hard_lstm, encoder: {name: bilstm, embedding_dim: 4, hidden_dim: 3}}\n"
+        "  - {name: single_task, label: st_cnn, encoder: {name: textcnn, embedding_dim: 4, num_filters: 2},\n"
+        "     features: {max_vocab: 7}}\n"
+        "seeds: [1]\ntraining: {max_epochs: 1}\n")
+    assert main(["run", "c.yaml", "--output-dir", "runs", "--no-progress"]) == 0
+    run = only_run_folder(tmp_path / "runs")
+    records = json.loads((run / "records.json").read_text())
+    assert {r["method"] for r in records} == {"hard", "hard_lstm", "st_cnn"}
+
+    def saved(folder):
+        return (json.loads((folder / "model.json").read_text())["encoder"]["name"],
+                json.loads((folder / "featurizer.json").read_text()))
+
+    name, featurizer = saved(run / "hard" / "seed-1")
+    assert (name, featurizer["kind"]) == ("mlp", "tfidf") and len(featurizer["state"]["vocabulary"]) <= 50
+    name, featurizer = saved(run / "hard_lstm" / "seed-1")
+    assert (name, featurizer["kind"]) == ("bilstm", "tokens")
+    name, featurizer = saved(run / "st_cnn" / "seed-1" / "a")
+    assert (name, featurizer["kind"]) == ("textcnn", "tokens")
+    assert featurizer["state"]["settings"]["max_vocab"] == 7  # its own features
+    # a bad encoder of a method entry is a config error naming the entry
+    (tmp_path / "bad.yaml").write_text((tmp_path / "c.yaml").read_text().replace("hidden_dim: 3", "hidden: 3"))
+    assert main(["run", "bad.yaml", "--output-dir", "runs", "--no-progress"]) != 0
+    assert "methods.1.encoder" in capsys.readouterr().err
