@@ -194,6 +194,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_clusters(args: argparse.Namespace) -> int:
+    """Print the clusters of every cluster-layer model in RUN_DIR (its ``clusters.json``)."""
+    import json
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .model import model_folders
+    from .report.clusters import CLUSTERS_JSON, format_clusters
+
+    root = Path(args.run_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: run folder not found")
+    shown = 0
+    for folder in model_folders(root):
+        path = folder / CLUSTERS_JSON
+        if path.is_file():
+            where = folder.relative_to(root) if folder != root else folder
+            print(f"== {where}")
+            print(format_clusters(json.loads(path.read_text(encoding="utf-8"))))
+            shown += 1
+    if not shown:
+        raise ConfigError(f"{root}: no model folder of a cluster-layer method (no {CLUSTERS_JSON})")
+    return 0
+
+
 def _cmd_mixing(args: argparse.Namespace) -> int:
     """Print the α matrices and β vectors of every mixing model (cross-stitch, sluice) in RUN_DIR.
 
@@ -477,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     mixing.add_argument("--write", action="store_true",
                         help="also write mixing.json/.png into folders that lack them (older runs)")
     mixing.set_defaults(handler=_cmd_mixing)
+
+    clusters = commands.add_parser("clusters", help="print the task clusters of cluster-layer (NCMTL) models")
+    clusters.add_argument("run_dir", metavar="RUN_DIR", help="an experiment folder or one model folder")
+    clusters.set_defaults(handler=_cmd_clusters)
 
     describe = commands.add_parser("describe", help="list every registered component and its parameters")
     describe.set_defaults(handler=_cmd_describe)
