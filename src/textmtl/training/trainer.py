@@ -81,7 +81,8 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         seed: seeds the batches and dropout (the model is built by the caller, seeded too).
         description: progress-bar label.
         stream_order: optional per-task row order (see :class:`TaskStreams`).
-        extra_loss_weights: weight of each named extra loss of the method (default 1).
+        extra_loss_weights: weight of each named extra loss of the method (names left out:
+            the method's ``default_loss_weights``, else 1).
         log: gets one line per epoch (dev score, best so far, seconds); for logs of long
             runs, where no progress bar is shown.
     Returns:
