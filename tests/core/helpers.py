@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
+
 from textmtl.data.batching import MultiTaskData
 from textmtl.data.features import FEATURIZERS
+from textmtl.data.tasks import Task
 from textmtl.encoders import ENCODERS
 
 # keep dropout at 0: the properties compare outputs exactly
@@ -35,3 +38,10 @@ ENCODER_NAMES = [name for name in ENCODERS.names() if encoder_available(name)]
 def featurized(tasks, encoder_name: str) -> MultiTaskData:
     kind = ENCODERS.get(encoder_name).input_kind
     return MultiTaskData.build(tasks, FEATURIZERS.build(kind, params=TINY_FEATURE_PARAMS.get(kind, {})))
+
+
+def with_unlabelled(task: Task, seed: int, count: int = 12) -> Task:
+    """The task with ``count`` unlabelled texts (its own training texts shuffled, labels dropped)."""
+    rng = np.random.default_rng(seed)
+    texts = [task.train.texts[i] for i in rng.permutation(len(task.train.texts))[:count]]
+    return Task(task.name, task.labels, task.train, task.dev, task.test, unlabeled=texts)

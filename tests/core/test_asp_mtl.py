@@ -36,19 +36,13 @@ from textmtl.training.step import build_optimizer, task_losses, train_step
 from textmtl.training.trainer import train
 from textmtl.weighting import WEIGHTINGS
 
-from .helpers import TINY_ENCODER_PARAMS, TINY_FEATURE_PARAMS
+from .helpers import TINY_ENCODER_PARAMS, TINY_FEATURE_PARAMS, with_unlabelled
 from .test_training import token_task
-
-
-def with_unlabelled(task: Task, seed: int) -> Task:
-    rng = np.random.default_rng(seed)
-    texts = [task.train.texts[i] for i in rng.permutation(len(task.train.texts))[:10]]
-    return Task(task.name, task.labels, task.train, task.dev, task.test, unlabeled=texts)
 
 
 @pytest.fixture(scope="module")
 def data(synthetic_tasks):
-    tasks = [with_unlabelled(t, i) for i, t in enumerate(synthetic_tasks)]
+    tasks = [with_unlabelled(t, i, count=10) for i, t in enumerate(synthetic_tasks)]
     featurizer = FEATURIZERS.build("tfidf", params=TINY_FEATURE_PARAMS["tfidf"])
     return MultiTaskData.build(tasks, featurizer, unlabelled=True)
 

@@ -31,16 +31,9 @@ from textmtl.training.step import task_losses
 from textmtl.training.trainer import train
 from textmtl.weighting import WEIGHTINGS
 
-from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, TINY_FEATURE_PARAMS
+from .helpers import ENCODER_NAMES, TINY_ENCODER_PARAMS, TINY_FEATURE_PARAMS, with_unlabelled
 
 COMBINATIONS = [(e, s) for e in ENCODER_NAMES for s in SHARING.names()]
-
-
-def with_unlabelled(task: Task, seed: int) -> Task:
-    """The task with unlabelled texts (its own training texts shuffled, labels dropped)."""
-    rng = np.random.default_rng(seed)
-    texts = [task.train.texts[i] for i in rng.permutation(len(task.train.texts))[:12]]
-    return Task(task.name, task.labels, task.train, task.dev, task.test, unlabeled=texts)
 
 
 @pytest.fixture(scope="module")
