@@ -111,11 +111,6 @@ def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None,
     return tasks
 
 
-def reads_unlabelled(config: ExperimentConfig) -> bool:
-    """True when some method of the config reads the tasks' unlabelled texts."""
-    return any(SHARING.get(m.name).needs_unlabelled_rows for m in config.methods)
-
-
 def data_key(config: ExperimentConfig, method: MethodConfig | None = None) -> str:
     """What a method's features are made of (input kind and featurizer options): methods with
     one key train on one featurized copy of the tasks."""
@@ -133,7 +128,11 @@ def featurize(config: ExperimentConfig, tasks: list[Task],
     where = "features" if method is None or method.features is None else f"methods.{method.title}.features"
     kind = ENCODERS.get(encoder.name).input_kind
     featurizer = FEATURIZERS.build(kind, params=features, where=where)
-    unlabelled = reads_unlabelled(config)
+    # unlabelled texts only where a method of this featurized copy reads them (encoding the
+    # unlabelled reviews with a pre-trained model for a method that never reads them is costly)
+    key = data_key(config, method)
+    unlabelled = any(SHARING.get(m.name).needs_unlabelled_rows for m in config.methods
+                     if data_key(config, m) == key)
     return MultiTaskData.build(tasks, featurizer, unlabelled=unlabelled,
                                unlabelled_in_vocabulary=unlabelled and config.unlabelled_in_vocabulary)
 

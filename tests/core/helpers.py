@@ -18,11 +18,14 @@ TINY_ENCODER_PARAMS = {
     "bilstm": {"embedding_dim": 8, "hidden_dim": 6},
     "textcnn": {"embedding_dim": 8, "filter_widths": [2, 3], "num_filters": 4, "dropout": 0.0},
     "minilm": {"num_layers": 1},
+    "vector_mlp": {"hidden_dims": [8, 6]},
     "han": {"embedding_dim": 8, "word_hidden_dim": 4, "sentence_hidden_dim": 4,
             "word_attention_dim": 6, "sentence_attention_dim": 6},
 }
 TINY_FEATURE_PARAMS = {"tfidf": {"max_features": 200, "min_df": 1}, "tokens": {}, "sentences": {},
-                       "wordpiece": {"max_length": 64}}
+                       "wordpiece": {"max_length": 64},
+                       # one transformer layer keeps encoding quick; no cache files from tests
+                       "vector": {"num_layers": 1, "max_length": 64, "cache": False}}
 
 
 def encoder_available(name: str) -> bool:

@@ -286,3 +286,20 @@ def test_mlp_discriminator_is_a_method_parameter(data):
     model = build(data, discriminator_hidden=5)
     assert [tuple(p.shape) for p in model.method_parameters()] == [(5, 6), (5,), (3, 5), (3,)]
     assert np.isfinite(adversarial(model, mixed_batch(data)).item())
+
+
+def test_only_featurized_copies_that_a_method_reads_unlabelled_from_hold_unlabelled_texts(synthetic_tasks):
+    """Unlabelled texts are featurized for the methods that read them (ASP-MTL), not for a
+    method with its own features that never reads them (a costly pre-trained encoding)."""
+    from textmtl.config import parse_config
+    from textmtl.experiment import featurize
+
+    config = parse_config({
+        "name": "unlabelled", "data": {"user_files": [{"path": "a.csv"}]},
+        "features": {"min_df": 1, "max_features": 50}, "encoder": {"name": "mlp", "hidden_dims": [4]},
+        "methods": ["asp_mtl", "hard",
+                    {"name": "hard", "label": "hard_lstm", "encoder": {"name": "bilstm", "embedding_dim": 4}}]})
+    tasks = [with_unlabelled(t, i) for i, t in enumerate(synthetic_tasks)]
+    asp, hard, lstm = (featurize(config, tasks, m) for m in config.methods)
+    assert asp.tables["unlabelled"] is not None and "unlabelled" in hard.tables  # one copy
+    assert "unlabelled" not in lstm.tables

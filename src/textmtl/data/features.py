@@ -2,6 +2,6 @@
 
 from .featurizer_registry import FEATURIZERS
 
-from . import tfidf, text, wordpiece  # noqa: E402,F401  (registration side effects)
+from . import tfidf, text, wordpiece, sentence_vectors  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["FEATURIZERS"]

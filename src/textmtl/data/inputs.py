@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-InputKind = Literal["tfidf", "tokens", "sentences", "wordpiece"]
+InputKind = Literal["tfidf", "tokens", "sentences", "wordpiece", "vector"]
 
 
 @dataclass
@@ -25,7 +25,8 @@ class InputSpec:
 
     Attributes:
         kind: the input kind.
-        size: number of TF-IDF features, or vocabulary size (ids include padding and OOV).
+        size: number of TF-IDF features, width of dense vectors, or vocabulary size (ids include
+            padding and OOV).
         padding_id: id of the padding token (token inputs).
         pretrained: optional (size, E) float tensor of pre-trained word vectors, row = id.
         char_vocab_size: number of character ids (padding 0 and OOV 1 included) when the
@@ -133,7 +134,21 @@ class SentenceInput(_ToDevice):
                              self.num_sentences[rows])
 
 
-EncoderInput = TfidfInput | TokenInput | SentenceInput
+@dataclass
+class VectorInput(_ToDevice):
+    """Dense feature rows (B, D), e.g. frozen sentence embeddings (the ``vector`` featurizer)."""
+
+    values: torch.Tensor  # (B, D) float
+
+    @property
+    def batch_size(self) -> int:
+        return self.values.shape[0]
+
+    def select(self, rows: torch.Tensor) -> "VectorInput":
+        return VectorInput(self.values[rows])
+
+
+EncoderInput = TfidfInput | TokenInput | SentenceInput | VectorInput
 
 
 class FeatureTable(Protocol):
