@@ -101,6 +101,7 @@ class TrainedModel:
 
     def __init__(self, folder: Path, device: str = "auto") -> None:
         from . import __version__
+        from .config import METHOD_ENTRY_KEYS
         from .data.features import FEATURIZERS
         from .encoders import ENCODERS
         from .experiment import MODEL_FORMAT
@@ -129,8 +130,9 @@ class TrainedModel:
         specs = [TaskSpec(t["name"], len(t["labels"]), "token" if t["kind"] == "tagging" else "sequence")
                  for t in self.tasks]
         encoder_params = {k: v for k, v in encoder.items() if k != "name"}
+        # the entry's own encoder, features, sampler... are not the sharing method's parameters
         method_params = {k: v for k, v in self.method.items()
-                         if k not in ("name", "label", "sampler", "weighting", "loss_weights")}
+                         if k != "name" and k not in METHOD_ENTRY_KEYS}
         self.model = SHARING.build(
             self.method["name"], specs,
             lambda: ENCODERS.build(encoder["name"], spec, params=encoder_params, where="encoder"),

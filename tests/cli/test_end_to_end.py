@@ -289,6 +289,11 @@ def test_methods_with_their_own_encoders_in_one_table(tmp_path, monkeypatch, cap
     name, featurizer = saved(run / "st_cnn" / "seed-1" / "a")
     assert (name, featurizer["kind"]) == ("textcnn", "tokens")
     assert featurizer["state"]["settings"]["max_vocab"] == 7  # its own features
+    # a model of an entry with its own encoder predicts (the entry's keys are not the method's)
+    (tmp_path / "new.txt").write_text("xx xx xx\nyy yy\n")
+    capsys.readouterr()
+    assert main(["predict", str(run / "hard_lstm" / "seed-1"), "new.txt", "--task", "a"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
     # a bad encoder of a method entry is a config error naming the entry
     (tmp_path / "bad.yaml").write_text((tmp_path / "c.yaml").read_text().replace("hidden_dim: 3", "hidden: 3"))
     assert main(["run", "bad.yaml", "--output-dir", "runs", "--no-progress"]) != 0
