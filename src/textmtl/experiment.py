@@ -7,6 +7,7 @@ suffix when everything is done; an interrupted or failed run keeps its ``.partia
     config.yaml            the resolved config (written first: resuming checks it)
     meta.json              package version, git hash, seeds, timings
     results.md / .csv      the table
+    training.md            per method: best epochs, epochs trained, trainings the epoch limit cut
     records.json           one record per method, seed and task (what the table is built from)
     <method>/seed-<n>/[<task>/]     one trained model (single-task runs: one per task)
         model.json         what :func:`textmtl.load` needs: method, encoder, tasks, version
@@ -43,6 +44,7 @@ from .data.tasks import Task
 from .data.text import length_bucketed_order
 from .encoders import ENCODERS
 from .errors import ConfigError
+from .report.training import write_training_summary
 from .results import Record, ResultsTable, build_table
 from .sharing import SHARING
 from .sharing.base import TaskSpec
@@ -352,6 +354,8 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
     table = build_table(records, titles, [t.name for t in tasks], metric=metric,
                         reference=config.reference, title=config.name, notes=notes, baseline=baseline)
     table.write(folder)
+    write_training_summary(folder, [m.title for m in config.methods], config.training.max_epochs,
+                           config.training.patience)
     (folder / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
     meta = {"version": __version__, "git_hash": git_hash(), "seeds": config.seeds,
             "torch": __import__("torch").__version__,

@@ -152,6 +152,11 @@ def test_synthetic_user_files_run(tmp_path, monkeypatch, capsys, two_file_datase
         assert "| " + " | ".join(row) + " |" in markdown
     assert markdown in stdout  # the terminal shows the same table
 
+    # how the trainings ended: one row per method, single-task counted per task and seed
+    training = (run / "training.md").read_text(encoding="utf-8")
+    assert "| single_task | 4 |" in training and "| hard | 2 |" in training
+    assert "| cross_stitch | 2 |" in training
+
     # mean ± std recomputed from records.json
     accuracy = {(r["method"], r["seed"], r["task"]): 100 * r["test"]["accuracy"] for r in records}
     for row in table[1:]:
