@@ -22,6 +22,10 @@ TINY_ENCODER_PARAMS = {
     "han": {"embedding_dim": 8, "word_hidden_dim": 4, "sentence_hidden_dim": 4,
             "word_attention_dim": 6, "sentence_attention_dim": 6},
 }
+#: sharing methods that build layers of their own (not from the encoder) get small ones here
+TINY_SHARING_PARAMS = {
+    "generalized_recurrent": {"embedding_dim": 8, "hidden_dim": 6},
+}
 TINY_FEATURE_PARAMS = {"tfidf": {"max_features": 200, "min_df": 1}, "tokens": {}, "sentences": {},
                        "wordpiece": {"max_length": 64},
                        # one transformer layer keeps encoding quick; no cache files from tests

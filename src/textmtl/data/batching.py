@@ -93,11 +93,18 @@ class Batch:
 class EvaluationChunk:
     """One evaluation batch: the rows of ``draws`` go in, the rows of the first draw (task
     ``task``) are scored. Methods whose rows interact put rows of the other tasks beside them
-    (``collections``: row i of every draw forms collection i)."""
+    (``collections``: row i of every draw forms collection i).
+
+    ``companion_split`` names the split the draws after the first are read from (None: the
+    evaluated split), so the companions of a scored row may be training rows. A position the
+    first draw lists several times (one copy per companion draw) is scored once, on the mean
+    of its copies' class probabilities.
+    """
 
     task: int
     draws: list[tuple[int, np.ndarray]]
     collections: bool = False
+    companion_split: str | None = None
 
 
 def per_task_plan(split_sizes: Sequence[int], batch_size: int) -> list[EvaluationChunk]:
@@ -182,7 +189,8 @@ class MultiTaskData:
     def level(self, task_id: int) -> str:
         return "token" if self.tasks[task_id].kind == "tagging" else "sequence"
 
-    def batch(self, split: str, parts: Sequence[tuple], collections: bool = False) -> Batch:
+    def batch(self, split: str, parts: Sequence[tuple], collections: bool = False,
+              splits: Sequence[str | None] | None = None) -> Batch:
         """Gather one combined batch.
 
         Args:
@@ -192,6 +200,8 @@ class MultiTaskData:
                 level (all classification or all tagging tasks).
             collections: row i of every part belongs to collection i (all parts must then have
                 the same number of rows).
+            splits: optionally, the split each part reads (None entries: ``split``), e.g.
+                training rows beside evaluated ones (``EvaluationChunk.companion_split``).
         Returns:
             The batch; tagging labels are (B, T) padded with IGNORE_LABEL, and gold tokens the
             input cut off are not in it (evaluation scores them separately).
@@ -201,9 +211,12 @@ class MultiTaskData:
         if len(levels) != 1:
             raise ValueError("a batch holds tasks of one level; split mixed steps by level first")
         level = levels.pop()
+        part_splits = [split] * len(parts) if splits is None else [s or split for s in splits]
+        if len(part_splits) != len(parts):
+            raise ValueError(f"'splits' names {len(part_splits)} splits for {len(parts)} parts")
         pieces = []
-        for (k, pos, *_), source in zip(parts, sources):
-            table_split = UNLABELLED if source == UNLABELLED else split
+        for (k, pos, *_), source, part_split in zip(parts, sources, part_splits):
+            table_split = UNLABELLED if source == UNLABELLED else part_split
             pieces.append((table_split, self.rows[table_split][k][pos]))
         inputs = _gather(self.tables, pieces)
         task_index = torch.from_numpy(
@@ -213,8 +226,9 @@ class MultiTaskData:
         source_ids = torch.from_numpy(np.concatenate(
             [np.full(len(part[1]), SOURCES.index(source), dtype=np.int64)
              for part, source in zip(parts, sources)]))
-        label_rows = [self.tasks[k].split(split).labels[i] if source != UNLABELLED else None
-                      for (k, pos, *_), source in zip(parts, sources) for i in pos]
+        label_rows = [self.tasks[k].split(part_split).labels[i] if source != UNLABELLED else None
+                      for (k, pos, *_), source, part_split in zip(parts, sources, part_splits)
+                      for i in pos]
         if level == "sequence":
             labels = torch.tensor([IGNORE_LABEL if y is None else y for y in label_rows],
                                   dtype=torch.long)

@@ -17,6 +17,10 @@ require are class attributes, checked when an experiment is loaded:
 - ``trains_every_task_per_step``: every step holds rows of every task;
 - ``draws_collections``: every step holds the same number of rows of every task, row i of
   each forming collection i (Zhang et al. 2017's Type-III input).
+
+A step's draw names a row count (the trainer takes that many rows from the task's stream) or,
+for a sampler that chooses the rows itself (Task Oriented Sampling,
+:mod:`textmtl.data.task_oriented_sampling`), the positions within the task's training rows.
 """
 
 from __future__ import annotations
@@ -177,3 +181,6 @@ class TaskStreams:
             queue = np.concatenate([queue, self.order(task_id, self.rng)])
         self.queues[task_id] = queue[count:]
         return queue[:count]
+
+
+from . import task_oriented_sampling  # noqa: E402,F401  (registers "task_oriented")

@@ -23,12 +23,16 @@ capabilities, never names):
 - ``penalties()``: named penalties on the parameters (the regularisers'), once per step;
 - ``on_step_end(state)`` / ``on_epoch_end(state)``: hooks with a
   :class:`~textmtl.training.state.TrainState`;
-- ``evaluation_plan(split_sizes, batch_size)``: which rows go into each evaluation batch;
+- ``evaluation_plan(split_sizes, batch_size, train_sizes=...)``: which rows go into each
+  evaluation batch (``train_sizes``, the training rows per task, lets a plan put training
+  rows beside the scored ones: the companions of a Type-III method);
 - ``export_state()`` / ``load_exported_state(state)``: what a saved model keeps;
 - capability flags (class attributes): ``trains_tasks_separately`` (the experiment trains each
   task alone, with its own early stopping: single-task learning), ``rows_interact`` (a row's
   output depends on the other rows of its collection), ``needs_every_task_per_step``,
-  ``needs_collections``, ``needs_unlabelled_rows``.
+  ``needs_collections``, ``needs_unlabelled_rows``; ``input_kinds`` (the encoder input kinds
+  the method can read; None: any encoder, as for every method that runs the encoders it is
+  given; a method that embeds word ids itself names ``("tokens",)``).
 
 Constructor contract: ``__init__(self, tasks, encoder_factory, *, ...config...)``. Every
 method takes ``head_hidden`` (0: one linear output layer per task; > 0: a per-task MLP head
@@ -76,6 +80,8 @@ class SharingMethod(nn.Module):
     needs_every_task_per_step: ClassVar[bool] = False
     needs_collections: ClassVar[bool] = False
     needs_unlabelled_rows: ClassVar[bool] = False
+    #: encoder input kinds the method reads (None: any; the contract suite skips the others)
+    input_kinds: ClassVar[tuple[str, ...] | None] = None
     extra_loss_names: ClassVar[tuple[str, ...]] = ()
     #: weight of an extra loss that the method entry's ``loss_weights`` does not name (absent: 1)
     default_loss_weights: ClassVar[dict[str, float]] = {}
@@ -160,9 +166,18 @@ class SharingMethod(nn.Module):
 
     # -- evaluation and saving --------------------------------------------------------------
 
-    def evaluation_plan(self, split_sizes: Sequence[int], batch_size: int) -> list[EvaluationChunk]:
+    def evaluation_plan(self, split_sizes: Sequence[int], batch_size: int,
+                        train_sizes: Sequence[int] | None = None) -> list[EvaluationChunk]:
         """Which rows each evaluation batch holds and which it scores (default: each task's
-        rows alone). Methods whose rows interact override it with a documented rule."""
+        rows alone). Methods whose rows interact override it with a documented rule.
+
+        Args:
+            split_sizes: rows per task of the evaluated split.
+            batch_size: rows per evaluation batch (a plan may count them its own way).
+            train_sizes: training rows per task, for a plan whose chunks read training rows
+                beside the scored ones (``EvaluationChunk.companion_split``); None when the
+                caller does not know them.
+        """
         return per_task_plan(split_sizes, batch_size)
 
     def export_state(self) -> dict:

@@ -4,6 +4,10 @@ Every gold label is scored. Tagging inputs longer than the featurizer's ``max_le
 before they reach the model; the tokens past the cut have no prediction and count as wrong
 (accuracy, macro-F1) or as outside every predicted chunk (span-F1), and ``cut_tokens`` says
 how many there were.
+
+A method's plan may score a row several times, each time beside other companion rows (a
+Type-III method's collections, :class:`~textmtl.data.batching.EvaluationChunk`); the row is
+then scored once, on the mean of its copies' class probabilities.
 """
 
 from __future__ import annotations
@@ -40,12 +44,16 @@ def evaluate(model, data: MultiTaskData, split: str, device: torch.device,
     predictions: list[dict[int, object]] = [{} for _ in data.tasks]
     loss_sums = [0.0] * len(data.tasks)
     loss_counts = [0] * len(data.tasks)
-    for chunk in model.evaluation_plan(sizes, batch_size):
-        batch = data.batch(split, chunk.draws, collections=chunk.collections)
+    for chunk in model.evaluation_plan(sizes, batch_size, train_sizes=data.train_sizes()):
+        splits = None
+        if chunk.companion_split is not None:  # the companions come from another split
+            splits = [split] + [chunk.companion_split] * (len(chunk.draws) - 1)
+        batch = data.batch(split, chunk.draws, collections=chunk.collections, splits=splits)
         logits = model(batch.to(device)).cpu()
-        scored_positions = chunk.draws[0][1]
+        scored_positions = np.asarray(chunk.draws[0][1])
         scored = len(scored_positions)
-        logits, labels = logits[:scored], batch.labels[:scored]
+        logits, labels, scored_positions = average_repeated_rows(
+            logits[:scored], batch.labels[:scored], scored_positions)
         keep = labels != IGNORE_LABEL
         loss_sums[chunk.task] += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
         loss_counts[chunk.task] += int(keep.sum())
@@ -75,6 +83,32 @@ def evaluate(model, data: MultiTaskData, split: str, device: torch.device,
         results[task.name] = {**metrics, "loss": loss_sums[k] / max(loss_counts[k], 1)}
     model.train(was_training)
     return results
+
+
+def average_repeated_rows(logits: torch.Tensor, labels: torch.Tensor, positions: np.ndarray
+                          ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """One scored row per position: the copies of a position a plan scores several times (one
+    per companion draw of a Type-III method) become the log of their mean class probabilities.
+
+    Args:
+        logits: (R, C) or (R, T, C) logits of the scored rows.
+        labels: (R,) or (R, T) their labels (the copies of a position have the same).
+        positions: (R,) each row's position in its task's split.
+    Returns:
+        (logits, labels, positions) unchanged when no position repeats (every default plan);
+        otherwise one row per distinct position, in increasing position order.
+    """
+    distinct, first, inverse = np.unique(positions, return_index=True, return_inverse=True)
+    if len(distinct) == len(positions):
+        return logits, labels, positions
+    index = torch.from_numpy(inverse.reshape(-1)).to(logits.device)
+    summed = logits.new_zeros((len(distinct), *logits.shape[1:])).index_add_(
+        0, index, torch.softmax(logits, dim=-1))
+    counts = torch.bincount(index, minlength=len(distinct)).to(logits.dtype)
+    mean = summed / counts.view(-1, *([1] * (logits.dim() - 1)))
+    # masked classes have probability 0: a finite floor keeps the loss and argmax defined
+    tiny = torch.finfo(logits.dtype).tiny
+    return mean.clamp_min(tiny).log(), labels[torch.from_numpy(first)], distinct
 
 
 def selection_metrics(data: MultiTaskData, config: TrainingConfig) -> dict[str, str]:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -130,7 +131,9 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             by_level: dict[str, list] = {}
             for draw in draws:
                 stream = unlabelled_streams if draw.source == "unlabelled" else streams
-                rows = stream.take(draw.task, draw.rows, exact=exact)
+                # a draw names a count (taken from the task's stream) or the positions themselves
+                rows = draw.rows if isinstance(draw.rows, np.ndarray) else \
+                    stream.take(draw.task, draw.rows, exact=exact)
                 by_level.setdefault(data.level(draw.task), []).append((draw.task, rows, draw.source))
             batches = [data.batch("train", parts, collections=exact).to(device)
                        for parts in by_level.values()]
