@@ -1,6 +1,8 @@
 """Regularisers over the aligned task parameter matrices (K x P). One file per penalty.
 
-A sharing method nests them in its config and adds ``penalty(model)`` to its extra losses.
+A sharing method nests them in its config and adds ``penalty(model)`` to its extra losses;
+non-smooth ones in ``mode: proximal`` are applied by a proximal step after each optimiser step
+instead (see :mod:`textmtl.regularizers.base`).
 """
 
 from ..registry import Registry
@@ -10,6 +12,7 @@ from .base import Regularizer, aligned_task_parameters
 # are built from their configs by this registry
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", base=Regularizer)
 
-from . import l2_to_mean, subspace_orthogonality  # noqa: E402,F401  (registration side effects)
+from . import (group_lasso, l1_linf, l2_to_mean, mean_regularized,  # noqa: E402,F401
+               subspace_orthogonality, trace_norm)  # (registration side effects)
 
 __all__ = ["REGULARIZERS", "Regularizer", "aligned_task_parameters"]

@@ -8,11 +8,27 @@ their columns, and so on. A regulariser reads the model only through
 
 Constructor: ``__init__(self, *, weight, parameters, ...)``; the keyword-only arguments are the
 config schema. ``__init__`` validates and stores; it sees the model only in ``penalty``.
+
+Proximal steps. A non-smooth penalty (group lasso, l1/l_inf, trace norm) has no gradient where
+it matters most (a zero column, a repeated singular value), and a subgradient step never lands
+exactly on zero, so its sparsity never appears. Such a regulariser declares ``proximal = True``
+(a class flag) and implements ``proximal_operator(matrix, threshold)``: the proximal operator
+of ``threshold * penalty`` on one (K, P) matrix. Its ``mode`` option chooses how it is applied:
+``proximal`` (the default of every non-smooth regulariser; ``uses_proximal_step`` is True) or
+``subgradient`` (the penalty joins the loss, as for a smooth one). In proximal mode the penalty
+is NOT added to the loss: the sharing method's ``penalties()`` still reports its value (without
+a graph) for the learning curves, and after every optimiser step ``train_step`` calls
+``proximal_step(model, step_size)`` with ``step_size`` the learning rate of the optimiser group
+that holds the penalised parameters (read from ``optimizer.param_groups``). ``proximal_step``
+replaces the aligned (K, P) matrices in place, under ``torch.no_grad``, by the proximal operator
+of ``step_size * weight * penalty``, writing row k back into task k's parameter. With plain SGD
+this is the proximal gradient method (ISTA); with Adam it is the usual heuristic (the step
+size is the group's learning rate, not Adam's per-coordinate one).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 import torch
 
@@ -23,6 +39,28 @@ if TYPE_CHECKING:  # only for annotations: regularisers never import the sharing
 def _matches(name: str, prefix: str) -> bool:
     # whole dotted components only: "encoders.layers.1" does not select "encoders.layers.10"
     return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+
+Mode = Literal["proximal", "subgradient"]
+MODES = ("proximal", "subgradient")
+
+
+def aligned_task_copies(model: "SharingMethod", names: Sequence[str] | None = None,
+                        ) -> dict[str, list[torch.nn.Parameter]]:
+    """The K parameters (one per task, in task order) behind each row of
+    :func:`aligned_task_parameters`' matrices; same arguments, same names, same errors."""
+    per_task = [model.task_named_parameters(task) for task in model.task_names]
+    first = per_task[0]
+    aligned = [name for name, p in first.items()
+               if all(name in other and other[name].shape == p.shape for other in per_task[1:])]
+    if names:
+        for prefix in names:
+            if not any(_matches(name, prefix) for name in aligned):
+                raise ValueError(
+                    f"parameter prefix {prefix!r} matches no parameter aligned across tasks; "
+                    f"aligned names: {', '.join(aligned) or '(none)'}")
+        aligned = [name for name in aligned if any(_matches(name, p) for p in names)]
+    return {name: [params[name] for params in per_task] for name in aligned}
 
 
 def aligned_task_parameters(model: "SharingMethod", names: Sequence[str] | None = None,
@@ -41,19 +79,15 @@ def aligned_task_parameters(model: "SharingMethod", names: Sequence[str] | None 
     Raises:
         ValueError: a prefix in ``names`` selects no aligned parameter.
     """
-    per_task = [model.task_named_parameters(task) for task in model.task_names]
-    first = per_task[0]
-    aligned = [name for name, p in first.items()
-               if all(name in other and other[name].shape == p.shape for other in per_task[1:])]
-    if names:
-        for prefix in names:
-            if not any(_matches(name, prefix) for name in aligned):
-                raise ValueError(
-                    f"parameter prefix {prefix!r} matches no parameter aligned across tasks; "
-                    f"aligned names: {', '.join(aligned) or '(none)'}")
-        aligned = [name for name in aligned if any(_matches(name, p) for p in names)]
-    return {name: torch.stack([params[name].reshape(-1) for params in per_task])  # (K, P)
-            for name in aligned}
+    return {name: torch.stack([copy.reshape(-1) for copy in copies])  # (K, P)
+            for name, copies in aligned_task_copies(model, names).items()}
+
+
+def check_mode(mode: str, owner: str) -> str:
+    """``mode`` if it is ``proximal`` or ``subgradient``, else a one-line ValueError."""
+    if mode not in MODES:
+        raise ValueError(f"'mode' of {owner} must be 'proximal' or 'subgradient', got {mode!r}")
+    return mode
 
 
 class Regularizer:
@@ -69,6 +103,11 @@ class Regularizer:
         Ruder (2017), An Overview of Multi-Task Learning in Deep Neural Networks (soft
         parameter sharing and the regularisers on the task parameter matrix A).
     """
+
+    #: the class implements ``proximal_operator`` (a non-smooth penalty with a closed-form prox)
+    proximal: ClassVar[bool] = False
+    #: how the penalty is applied; non-smooth regularisers take it as an option
+    mode: str = "subgradient"
 
     def __init__(self, *, weight: float = 1.0, parameters: list[str] = []) -> None:
         if weight < 0:
@@ -92,5 +131,41 @@ class Regularizer:
         """The weighted penalty of ``model`` (a scalar tensor on the model's device)."""
         raise NotImplementedError
 
+    @property
+    def uses_proximal_step(self) -> bool:
+        """True when the penalty is applied by ``proximal_step`` rather than added to the loss."""
+        return self.proximal and self.mode == "proximal"
+
+    def penalised_parameters(self, model: "SharingMethod") -> list[torch.nn.Parameter]:
+        """The task parameters behind :meth:`matrices` (what a proximal step rewrites)."""
+        return [p for copies in aligned_task_copies(model, self.parameters or None).values()
+                for p in copies]
+
+    def proximal_operator(self, matrix: torch.Tensor, threshold: float) -> torch.Tensor:
+        """``argmin_X 1/2 ||X - matrix||_F^2 + threshold * penalty(X)`` of one (K, P) matrix
+        (the unweighted penalty); only for classes with ``proximal = True``."""
+        raise NotImplementedError(f"{type(self).__name__} has no proximal operator")
+
+    def proximal_step(self, model: "SharingMethod", step_size: float) -> None:
+        """Replace the aligned task parameters by the prox of ``step_size * weight * penalty``.
+
+        Args:
+            model: the sharing method whose task parameters are rewritten in place.
+            step_size: the learning rate of the step just taken (>= 0).
+        """
+        if step_size < 0:
+            raise ValueError(f"'step_size' of {type(self).__name__}.proximal_step must be >= 0, "
+                             f"got {step_size}")
+        threshold = step_size * self.weight
+        if threshold == 0:  # the prox of a zero penalty is the identity
+            return
+        with torch.no_grad():
+            for copies in aligned_task_copies(model, self.parameters or None).values():
+                matrix = torch.stack([copy.reshape(-1) for copy in copies])  # (K, P)
+                updated = self.proximal_operator(matrix, threshold)  # (K, P)
+                for k, copy in enumerate(copies):  # row k is task k's copy, flattened
+                    copy.copy_(updated[k].reshape(copy.shape))
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(weight={self.weight}, parameters={self.parameters})"
+        mode = f", mode={self.mode!r}" if self.proximal else ""
+        return f"{type(self).__name__}(weight={self.weight}, parameters={self.parameters}{mode})"

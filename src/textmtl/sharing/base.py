@@ -155,8 +155,18 @@ class SharingMethod(nn.Module):
         return dict(self._extra_losses)
 
     def penalties(self) -> dict[str, torch.Tensor]:
-        """Named parameter penalties (the configured regularisers), computed once per step."""
-        return {regularizer.name: regularizer.penalty(self) for regularizer in self.regularizers}
+        """Named parameter penalties (the configured regularisers), computed once per step.
+
+        A regulariser in proximal mode (``uses_proximal_step``) is applied by its proximal
+        step, not the loss: its value is computed without a graph, only to be logged."""
+        values = {}
+        for regularizer in self.regularizers:
+            if getattr(regularizer, "uses_proximal_step", False):
+                with torch.no_grad():
+                    values[regularizer.name] = regularizer.penalty(self)
+            else:
+                values[regularizer.name] = regularizer.penalty(self)
+        return values
 
     def on_step_end(self, state: "TrainState") -> None:
         """Called after every optimiser step."""

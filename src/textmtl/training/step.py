@@ -3,7 +3,9 @@
 A step forwards each batch of the step (one per task level: classification rows and tagging
 rows cannot share a logits tensor), collects the per-task losses, the method's named extra
 losses and its parameter penalties, lets the weighting run the backward pass (it owns it:
-gradient methods aggregate per-task gradients there), clips and steps the optimiser.
+gradient methods aggregate per-task gradients there), clips and steps the optimiser, then
+applies the proximal steps of the regularisers that ask for them (``uses_proximal_step``; their
+penalties are logged but not added to the loss).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.batching import IGNORE_LABEL, Batch
+from ..errors import TrainingError
 
 
 def task_losses(logits: torch.Tensor, labels: torch.Tensor, task_index: torch.Tensor,
@@ -78,16 +81,50 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
     weighted_extras = [weights.get(name, 1.0) * value for name, value in extras.items()]
     penalties = model.penalties()  # already weighted by each regulariser's own weight
     extras.update(penalties)
+    proximal = proximal_regularizers(model)
+    # a proximal-mode penalty is applied by its proximal step below, not by the gradient
+    in_loss = [value for name, value in penalties.items()
+               if name not in {regularizer.name for regularizer in proximal}]
     extra_total = None
-    for value in weighted_extras + list(penalties.values()):
+    for value in weighted_extras + in_loss:
         extra_total = value if extra_total is None else extra_total + value
     optimizer.zero_grad(set_to_none=True)
     weighting.backward(losses, extra_total, model)
     if clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(clip_parameters, clip_norm)
     optimizer.step()
+    proximal_steps(model, proximal, optimizer)
     return StepLosses({name: loss.item() for name, loss in losses.items()},
                       {name: float(value.detach()) for name, value in extras.items()})
+
+
+def proximal_regularizers(model) -> list:
+    """The model's regularisers applied by a proximal step (asked by capability, not name)."""
+    return [r for r in getattr(model, "regularizers", ()) if getattr(r, "uses_proximal_step", False)]
+
+
+def proximal_steps(model, regularizers: Sequence, optimizer: torch.optim.Optimizer) -> None:
+    """After an optimiser step: each regulariser's ``proximal_step(model, lr)``.
+
+    Args:
+        model: a sharing method.
+        regularizers: those of :func:`proximal_regularizers`.
+        optimizer: the optimiser that just stepped; the step size of a regulariser is the
+            current learning rate of the param group holding its parameters.
+    Raises:
+        TrainingError: the penalised parameters sit in groups with different learning rates.
+    """
+    for regularizer in regularizers:
+        ids = {id(p) for p in regularizer.penalised_parameters(model)}
+        rates = {group["lr"] for group in optimizer.param_groups
+                 if any(id(p) in ids for p in group["params"])}
+        if not rates:  # none of them is trained by this optimiser: nothing moved, nothing to do
+            continue
+        if len(rates) > 1:
+            raise TrainingError(
+                f"regularizer {regularizer.name!r} takes a proximal step over parameters in "
+                f"optimiser groups with different learning rates ({sorted(rates)}); expected one")
+        regularizer.proximal_step(model, rates.pop())
 
 
 def build_optimizer(groups: list[dict], optimizer: str, lr: float, momentum: float = 0.0,
