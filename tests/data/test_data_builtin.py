@@ -62,7 +62,8 @@ def _merged_counts(task, splits=("train", "dev")) -> Counter:
 
 def test_every_dataset_is_registered():
     assert DATASETS.names() == sorted(
-        ["fdu_mtl", "newsgroups", "trec", "sst", "reuters", "blitzer", "conll2000", "user_files"])
+        ["fdu_mtl", "newsgroups", "trec", "sst", "reuters", "blitzer", "conll2000", "imdb",
+         "user_files"])
 
 
 def test_fdu_mtl_counts_match_readme(real_data_dir):
@@ -169,6 +170,29 @@ def test_blitzer_splits(real_data_dir):
     titled = load_tasks("blitzer", {"domains": ["books"], "include_title": True},
                         data_dir=str(real_data_dir))[0]
     assert titled.train.texts[0].endswith(tasks[0].train.texts[0])
+
+
+def test_imdb_counts_and_cleaning_match_readme(real_data_dir):
+    (task,) = load_tasks("imdb", data_dir=str(real_data_dir))
+    assert task.name == "imdb" and task.labels == ("negative", "positive")
+    assert task.sizes() == {"train": 22500, "dev": 2500, "test": 25000}
+    assert _merged_counts(task) == {"negative": 12500, "positive": 12500}
+    assert task.label_counts("dev") == {"negative": 1250, "positive": 1250}
+    assert task.label_counts("test") == {"negative": 12500, "positive": 12500}
+    # test is ordered by (class, id): test/neg/0_2.txt first, test/pos/0_10.txt first positive
+    assert task.test.texts[0].startswith("Once again Mr. Costner has dragged out a movie")
+    assert task.test.texts[12500].startswith("I went and saw this movie last night after being")
+    texts = task.train.texts + task.dev.texts + task.test.texts
+    assert not any("<br" in t for t in texts)
+    # the C1 mojibake is repaired; only 0x8D (undefined in cp1252, 3 times) stays
+    assert sum(any("\x80" <= c <= "\x9f" for c in t) for t in texts) == 3
+    (raw,) = load_tasks("imdb", {"repair_cp1252": False}, data_dir=str(real_data_dir))
+    raw_texts = raw.train.texts + raw.dev.texts + raw.test.texts
+    # README: U+0096 x2529, U+0085 x1479; repaired they are en dashes and ellipses
+    assert sum(t.count("\x96") for t in raw_texts) == 2529
+    assert sum(t.count("\x85") for t in raw_texts) == 1479
+    assert (sum(t.count("\u2013") for t in texts) - sum(t.count("\u2013") for t in raw_texts)
+            == 2529)
 
 
 def test_conll2000_counts_match_readme(real_data_dir):

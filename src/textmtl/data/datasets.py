@@ -22,6 +22,7 @@ from .corpora import (  # noqa: E402,F401
     blitzer,
     conll2000,
     fdu_mtl,
+    imdb,
     newsgroups,
     reuters,
     sst,

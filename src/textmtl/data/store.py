@@ -119,6 +119,7 @@ _RNTN = "https://raw.githubusercontent.com/munikarmanish/RNTN/12bb731ba9fbdcdf23
 _KERAS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _BLITZER = "https://raw.githubusercontent.com/lorenzoritter/domainadaption/f35a75418ea0ecf75dd85237bfcf68c224533747/sorted_data_acl/"
 _NEWSGROUPS = "http://qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz"
+_IMDB = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 
 # (file, bytes, sha256) of FDU-MTL, from the data README's checksum table.
 _FDU_FILES = [
@@ -246,6 +247,16 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             tuple(_blitzer_file(*row) for row in _BLITZER_FILES),
             ("lorenzoritter/domainadaption @ f35a75418ea0ecf75dd85237bfcf68c224533747, "
              "sorted_data_acl/",),
+        ),
+        DatasetInfo(
+            "imdb", "imdb",
+            # the shared copy is a repack of the 50,000 labelled reviews; the official archive
+            # (also holding unsup/ and the BoW files) has the same reviews, checked by the md5
+            # torchtext's IMDB dataset uses for it
+            (FileInfo("aclImdb_v1-labelled.tar.gz", 28446789,
+                      "4a99b3921dda983b722e2b70d68188c40e7cdb0950e8a89d95472c45da18c1bc",
+                      _IMDB, source_md5="7c2ac02c03563afcf9b574c7e56c153a"),),
+            ("official archive " + _IMDB + " (Maas et al. 2011)",),
         ),
         DatasetInfo(
             "conll2000", "conll2000",
