@@ -34,7 +34,11 @@ class ComponentConfig:
 
 
 #: keys of a ``methods:`` entry that are not the sharing method's own parameters
-METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights", "encoder", "features")
+METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights", "encoder", "features",
+                     "train_tasks")
+
+#: how a method entry's models are trained (``methods[i].train_tasks``, see MethodConfig)
+TRAIN_TASKS = ("together", "separately", "oriented")
 
 
 @dataclass
@@ -52,6 +56,13 @@ class MethodConfig(ComponentConfig):
         features: this method's featurizer options (default: the experiment's ``features``
             when its encoder reads the same input kind as the experiment's, else the
             featurizer's defaults).
+        train_tasks: which models a seed trains. ``together``: one model of every task;
+            ``separately``: one model per task, trained on that task alone (what single-task
+            learning does); ``oriented``: one model per task, trained on every task but with
+            epochs selected on that task's dev set and only that task's result reported (the
+            protocol of Zhang et al. 2017, one model per "oriented" task; a sampler with
+            ``takes_oriented_task`` is told the task). None: the method's default
+            (``separately`` when the method ``trains_tasks_separately``, else ``together``).
     """
 
     label: str | None = None
@@ -60,6 +71,7 @@ class MethodConfig(ComponentConfig):
     loss_weights: dict[str, float] = field(default_factory=dict)
     encoder: ComponentConfig | None = None
     features: dict[str, Any] | None = None
+    train_tasks: str | None = None
 
     @property
     def title(self) -> str:
@@ -79,6 +91,8 @@ class MethodConfig(ComponentConfig):
             out["encoder"] = self.encoder.as_dict()
         if self.features is not None:
             out["features"] = dict(self.features)
+        if self.train_tasks is not None:
+            out["train_tasks"] = self.train_tasks
         return out
 
 
@@ -136,6 +150,14 @@ class ExperimentConfig:
     reference: ReferenceResult | None = None
     output_dir: str = "runs"
     unlabelled_in_vocabulary: bool = False
+
+    def method_train_tasks(self, method: MethodConfig) -> str:
+        """``together``, ``separately`` or ``oriented`` (see :class:`MethodConfig`)."""
+        if method.train_tasks is not None:
+            return method.train_tasks
+        from .sharing import SHARING
+
+        return "separately" if SHARING.get(method.name).trains_tasks_separately else "together"
 
     def method_sampler(self, method: MethodConfig) -> ComponentConfig:
         return method.sampler or self.sampler
@@ -222,12 +244,17 @@ def _method(value: Any, key: str) -> MethodConfig:
     features = entry.get("features")
     if features is not None and not isinstance(features, dict):
         raise ConfigError(f"'{key}.features' must be a mapping of featurizer options, got {features!r}")
+    train_tasks = entry.get("train_tasks")
+    if train_tasks is not None and train_tasks not in TRAIN_TASKS:
+        raise ConfigError(f"'{key}.train_tasks' must be one of {', '.join(TRAIN_TASKS)}, "
+                          f"got {train_tasks!r}")
     return MethodConfig(component.name, params, label=label,
                         sampler=_component(entry["sampler"], f"{key}.sampler") if "sampler" in entry else None,
                         weighting=_component(entry["weighting"], f"{key}.weighting") if "weighting" in entry else None,
                         loss_weights=dict(loss_weights),
                         encoder=_component(entry["encoder"], f"{key}.encoder") if "encoder" in entry else None,
-                        features=None if features is None else dict(features))
+                        features=None if features is None else dict(features),
+                        train_tasks=train_tasks)
 
 
 def _check_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -322,6 +349,9 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             own = method.features if method.features is not None else \
                 (raw.get("features", {}) if kind == featurizer_kind else {})
             FEATURIZERS.validate(kind, own, f"methods.{i}.features")
+        if SHARING.get(method.name).trains_tasks_separately and method.train_tasks not in (None, "separately"):
+            raise ConfigError(f"'methods.{i}.train_tasks' must be 'separately' for {method.name!r} "
+                              f"(its model holds one task), got {method.train_tasks!r}")
         known = SHARING.get(method.name).extra_loss_names
         unknown = sorted(set(method.loss_weights) - set(known))
         if unknown:

@@ -157,10 +157,13 @@ def build_model(method: ComponentConfig, encoder: ComponentConfig, data: MultiTa
 
 
 def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskData, seed: int,
-              description: str, log: Callable[[str], None] | None = None):
+              description: str, log: Callable[[str], None] | None = None,
+              oriented_task: str | None = None):
     """Train one model of ``method``; returns (model, result).
 
     ``log`` gets a line per epoch when the progress bar is off (logs of long runs).
+    ``oriented_task`` (``train_tasks: oriented``): the task whose dev metric selects the epochs;
+    a sampler that ``takes_oriented_task`` is built oriented on it.
     """
     model = build_model(method, config.method_encoder(method), data, seed)
     weighting_config = config.method_weighting(method)
@@ -168,10 +171,15 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
                                  params=_weights_for(weighting_config.params, data.task_names),
                                  where="weighting")
     sampler_config = config.method_sampler(method)
-    sampler = SAMPLERS.build(sampler_config.name, data.task_names, params=sampler_config.params,
+    sampler_params = dict(sampler_config.params)
+    if oriented_task is not None and getattr(SAMPLERS.get(sampler_config.name), "takes_oriented_task", False):
+        sampler_params["oriented_task"] = oriented_task
+    sampler = SAMPLERS.build(sampler_config.name, data.task_names, params=sampler_params,
                              where="sampler")
     training = config.training
-    if training.select_on != "average" and training.select_on not in data.task_names:
+    if oriented_task is not None:  # one model per task: that task's dev metric selects it
+        training = type(training)(**{**asdict(training), "select_on": oriented_task})
+    elif training.select_on != "average" and training.select_on not in data.task_names:
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
     result = train(model, weighting, sampler, data, training, seed, description,
@@ -340,7 +348,7 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
                 f"with: textmtl run CONFIG --resume {folder}")
         raise
     timings["total_s"] = time.perf_counter() - started
-    baseline = next((m.title for m in config.methods if SHARING.get(m.name).trains_tasks_separately), None)
+    baseline = next((m.title for m in config.methods if config.method_train_tasks(m) == "separately"), None)
     titles = [m.title for m in config.methods] + list(config.baselines)
     metric = config.reference.metric if config.reference else \
         {t.name: default_metric(t.kind, t.labels) for t in tasks}
@@ -382,17 +390,30 @@ class _Unit:
     names: tuple[str, ...]
     folder: Path
     label: str
+    #: ``train_tasks: oriented``: the one task this model is selected on and reported for
+    oriented_task: str | None = None
+
+    @property
+    def reported(self) -> tuple[str, ...]:
+        """The tasks whose results this unit's model stands for in the table."""
+        return (self.oriented_task,) if self.oriented_task is not None else self.names
 
 
 def _units(config: ExperimentConfig, data: MultiTaskData, run_dir: Path) -> list[_Unit]:
     units = []
     for method in config.methods:
-        separately = SHARING.get(method.name).trains_tasks_separately
+        mode = config.method_train_tasks(method)
         for seed in config.seeds:
-            # one run per task (single-task learning: its own early stopping) or one for all
-            if separately:
+            # one run per task (single-task learning: its own early stopping; oriented: every
+            # task, selected on one), or one for all
+            if mode == "separately":
                 units += [_Unit(method, seed, (name,), run_dir / method.title / f"seed-{seed}" / name,
                                 f"{method.title} {name} seed {seed}") for name in data.task_names]
+            elif mode == "oriented":
+                units += [_Unit(method, seed, tuple(data.task_names),
+                                run_dir / method.title / f"seed-{seed}" / name,
+                                f"{method.title} oriented on {name} seed {seed}", oriented_task=name)
+                          for name in data.task_names]
             else:
                 units.append(_Unit(method, seed, tuple(data.task_names), run_dir / method.title / f"seed-{seed}",
                                    f"{method.title} seed {seed}"))
@@ -406,7 +427,7 @@ def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTask
     data = datas[data_key(config, unit.method)]
     t0 = time.perf_counter()
     sub = data if len(unit.names) == len(data.task_names) else data.subset(list(unit.names))
-    model, result = train_one(config, unit.method, sub, unit.seed, unit.label, log)
+    model, result = train_one(config, unit.method, sub, unit.seed, unit.label, log, unit.oriented_task)
     write_model(unit.folder, config, unit.method, sub, result, model)
     return result.seconds_per_epoch, time.perf_counter() - t0
 
@@ -457,7 +478,7 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
     for method in config.methods:
         for seed in config.seeds:
             for unit in (u for u in units if u.method is method and u.seed == seed):
-                records += [_record(method.title, seed, name, _finished(unit.folder)) for name in unit.names]
+                records += [_record(method.title, seed, name, _finished(unit.folder)) for name in unit.reported]
             scores = [r.test[default_metric(t.kind, t.labels)] for r in records for t in tasks
                       if r.method == method.title and r.seed == seed and r.task == t.name]
             log(f"  {method.title} seed {seed}: mean test score {np.mean(scores) * 100:.2f}")

@@ -76,6 +76,8 @@ class TaskOrientedSampler(TaskSampler):
 
     trains_every_task_per_step = True
     draws_collections = True
+    #: a method entry with ``train_tasks: oriented`` builds one sampler per task, oriented on it
+    takes_oriented_task = True
 
     def __init__(self, task_names: Sequence[str] = (), *, oriented_task: str | int = 0,
                  upsampling_coefficient: int = 2, unlabelled_per_step: int = 0) -> None:
