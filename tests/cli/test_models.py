@@ -95,11 +95,11 @@ def test_resume_repeats_no_finished_run_and_gives_the_same_table(workdir, monkey
     calls = []
     real = experiment.train_one
 
-    def dies_on_the_second_hard_seed(config, method, data, seed, description, log=None):
+    def dies_on_the_second_hard_seed(config, method, data, seed, *rest):
         if method.name == "hard" and seed == 2:
             raise KeyboardInterrupt
         calls.append((method.name, seed))
-        return real(config, method, data, seed, description, log)
+        return real(config, method, data, seed, *rest)
 
     monkeypatch.setattr(experiment, "train_one", dies_on_the_second_hard_seed)
     with pytest.raises(KeyboardInterrupt):
