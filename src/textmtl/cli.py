@@ -194,29 +194,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_clusters(args: argparse.Namespace) -> int:
-    """Print the clusters of every cluster-layer model in RUN_DIR (its ``clusters.json``)."""
+def _print_reports(run_dir: str, filename: str, formatter, kind: str) -> int:
+    """Print ``formatter(json)`` of every model folder in ``run_dir`` that holds ``filename``."""
     import json
     from pathlib import Path
 
     from .errors import ConfigError
     from .model import model_folders
-    from .report.clusters import CLUSTERS_JSON, format_clusters
 
-    root = Path(args.run_dir)
+    root = Path(run_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: run folder not found")
     shown = 0
     for folder in model_folders(root):
-        path = folder / CLUSTERS_JSON
+        path = folder / filename
         if path.is_file():
             where = folder.relative_to(root) if folder != root else folder
             print(f"== {where}")
-            print(format_clusters(json.loads(path.read_text(encoding="utf-8"))))
+            print(formatter(json.loads(path.read_text(encoding="utf-8"))))
             shown += 1
     if not shown:
-        raise ConfigError(f"{root}: no model folder of a cluster-layer method (no {CLUSTERS_JSON})")
+        raise ConfigError(f"{root}: no model folder of {kind} (no {filename})")
     return 0
+
+
+def _cmd_clusters(args: argparse.Namespace) -> int:
+    """Print the clusters of every cluster-layer model in RUN_DIR (its ``clusters.json``)."""
+    from .report.clusters import CLUSTERS_JSON, format_clusters
+
+    return _print_reports(args.run_dir, CLUSTERS_JSON, format_clusters, "a cluster-layer method")
+
+
+def _cmd_branches(args: argparse.Namespace) -> int:
+    """Print the branching tree of every FAFS model in RUN_DIR (its ``branching.json``)."""
+    from .report.branching import BRANCHING_JSON, format_branching
+
+    return _print_reports(args.run_dir, BRANCHING_JSON, format_branching,
+                          "a widening method (fully_adaptive)")
+
+
+def _cmd_covariance(args: argparse.Namespace) -> int:
+    """Print the learned task covariance of every DRN model in RUN_DIR (``task_covariance.json``)."""
+    from .report.task_covariance import TASK_COVARIANCE_JSON, format_task_covariance
+
+    return _print_reports(args.run_dir, TASK_COVARIANCE_JSON, format_task_covariance,
+                          "a task_covariance regulariser")
 
 
 def _cmd_mixing(args: argparse.Namespace) -> int:
@@ -506,6 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     clusters = commands.add_parser("clusters", help="print the task clusters of cluster-layer (NCMTL) models")
     clusters.add_argument("run_dir", metavar="RUN_DIR", help="an experiment folder or one model folder")
     clusters.set_defaults(handler=_cmd_clusters)
+    branches = commands.add_parser("branches", help="print the branching tree of fully_adaptive (FAFS) models")
+    branches.add_argument("run_dir", metavar="RUN_DIR", help="an experiment folder or one model folder")
+    branches.set_defaults(handler=_cmd_branches)
+    covariance = commands.add_parser(
+        "covariance", help="print the task covariance learned by task_covariance (DRN) regularisers")
+    covariance.add_argument("run_dir", metavar="RUN_DIR", help="an experiment folder or one model folder")
+    covariance.set_defaults(handler=_cmd_covariance)
 
     describe = commands.add_parser("describe", help="list every registered component and its parameters")
     describe.set_defaults(handler=_cmd_describe)

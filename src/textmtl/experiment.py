@@ -18,6 +18,10 @@ suffix when everything is done; an interrupted or failed run keeps its ``.partia
         curves.json        per epoch: train loss per task, extra losses, task weights, dev metrics
         mixing.json/.png   what a mixing method learned (its ``learned_mixing()``: cross-stitch
                            and sluice α, sluice β), for methods that have it
+        clusters.json/.png the task clusters of cluster layers (``cluster_report()``)
+        branching.json     the branching tree a widening method built (``branching_tree()``: FAFS)
+        task_covariance.json/.png  the task covariance a regulariser learned (its
+                           ``task_covariance()``: Deep Relationship Networks)
 """
 
 from __future__ import annotations
@@ -215,7 +219,8 @@ def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, da
 
     ``trained`` (the trained method, best weights loaded): when it has ``learned_mixing()``,
     what it returns is written as ``mixing.json`` and drawn as ``mixing.png``; when it has
-    ``cluster_report()``, as ``clusters.json`` and ``clusters.png``.
+    ``cluster_report()``, as ``clusters.json`` and ``clusters.png``; ``branching_tree()`` as
+    ``branching.json``; a regulariser's ``task_covariance()`` as ``task_covariance.json/.png``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     encoder = config.method_encoder(method)
@@ -239,6 +244,18 @@ def write_model(folder: Path, config: ExperimentConfig, method: MethodConfig, da
 
         counts = getattr(trained, "parameter_counts", None)
         write_clusters(folder, {**clustered(), "parameter_counts": counts() if callable(counts) else None})
+    tree = getattr(trained, "branching_tree", None)
+    if callable(tree):  # a method that widened itself (FAFS): the branches it made
+        from .report.branching import write_branching
+
+        write_branching(folder, tree())
+    relations = [r.task_covariance() for r in getattr(trained, "regularizers", [])
+                 if callable(getattr(r, "task_covariance", None))]
+    if relations:  # a regulariser that learned how tasks relate (DRN)
+        from .report.task_covariance import write_task_covariance
+
+        # one learned covariance per model: a second such regulariser would be unusual
+        write_task_covariance(folder, relations[0])
     metrics = {"best_epoch": result.best_epoch, "dev": result.dev, "test": result.test,
                "steps": result.steps, "seconds_per_epoch": result.seconds_per_epoch}
     temporary = folder / "metrics.json.tmp"

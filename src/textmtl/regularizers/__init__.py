@@ -13,6 +13,6 @@ from .base import Regularizer, aligned_task_parameters
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", base=Regularizer)
 
 from . import (group_lasso, l1_linf, l2_to_mean, mean_regularized,  # noqa: E402,F401
-               subspace_orthogonality, trace_norm)  # (registration side effects)
+               subspace_orthogonality, task_covariance, trace_norm)  # (registration side effects)
 
 __all__ = ["REGULARIZERS", "Regularizer", "aligned_task_parameters"]

@@ -10,6 +10,7 @@ from . import (  # noqa: E402,F401  (registration side effects)
     cluster_layers,
     cross_stitch,
     entropy_minimization,
+    fully_adaptive,
     generalized_recurrent,
     hard,
     low_supervision,

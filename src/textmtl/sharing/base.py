@@ -22,7 +22,10 @@ capabilities, never names):
   added to the weighted task loss;
 - ``penalties()``: named penalties on the parameters (the regularisers'), once per step;
 - ``on_step_end(state)`` / ``on_epoch_end(state)``: hooks with a
-  :class:`~textmtl.training.state.TrainState`;
+  :class:`~textmtl.training.state.TrainState`; the base class forwards them to the
+  regularisers that declare ``uses_hooks`` (as ``on_step_end(model, state)``: e.g. the task
+  covariance of Deep Relationship Networks, updated in closed form), so a method that owns
+  regularisers and overrides a hook calls ``super()``;
 - ``evaluation_plan(split_sizes, batch_size, train_sizes=...)``: which rows go into each
   evaluation batch (``train_sizes``, the training rows per task, lets a plan put training
   rows beside the scored ones: the companions of a Type-III method);
@@ -30,7 +33,10 @@ capabilities, never names):
 - capability flags (class attributes): ``trains_tasks_separately`` (the experiment trains each
   task alone, with its own early stopping: single-task learning), ``rows_interact`` (a row's
   output depends on the other rows of its collection), ``needs_every_task_per_step``,
-  ``needs_collections``, ``needs_unlabelled_rows``; ``input_kinds`` (the encoder input kinds
+  ``needs_collections``, ``needs_unlabelled_rows``, ``changes_parameters`` (the hooks may
+  add or replace parameters, e.g. Fully-Adaptive Feature Sharing's branches: after
+  ``on_epoch_end`` the trainer asks ``parameters_changed()`` and, when True, rebuilds the
+  optimiser, keeping the state of the parameters that remain); ``input_kinds`` (the encoder input kinds
   the method can read; None: any encoder, as for every method that runs the encoders it is
   given; a method that embeds word ids itself names ``("tokens",)``).
 
@@ -80,6 +86,8 @@ class SharingMethod(nn.Module):
     needs_every_task_per_step: ClassVar[bool] = False
     needs_collections: ClassVar[bool] = False
     needs_unlabelled_rows: ClassVar[bool] = False
+    #: the hooks may add or replace parameters (the trainer then asks ``parameters_changed()``)
+    changes_parameters: ClassVar[bool] = False
     #: encoder input kinds the method reads (None: any; the contract suite skips the others)
     input_kinds: ClassVar[tuple[str, ...] | None] = None
     extra_loss_names: ClassVar[tuple[str, ...]] = ()
@@ -169,10 +177,21 @@ class SharingMethod(nn.Module):
         return values
 
     def on_step_end(self, state: "TrainState") -> None:
-        """Called after every optimiser step."""
+        """Called after every optimiser step (forwarded to the regularisers with hooks)."""
+        for regularizer in self.regularizers:
+            if getattr(regularizer, "uses_hooks", False):
+                regularizer.on_step_end(self, state)
 
     def on_epoch_end(self, state: "TrainState") -> None:
-        """Called after every epoch, before the dev evaluation."""
+        """Called after every epoch, before the dev evaluation (forwarded like ``on_step_end``)."""
+        for regularizer in self.regularizers:
+            if getattr(regularizer, "uses_hooks", False):
+                regularizer.on_epoch_end(self, state)
+
+    def parameters_changed(self) -> bool:
+        """Only for ``changes_parameters`` methods: True once after the hooks replaced or added
+        parameters (the trainer then rebuilds the optimiser); False otherwise."""
+        return False
 
     # -- evaluation and saving --------------------------------------------------------------
 

@@ -67,6 +67,35 @@ def check_compatible(model, sampler: TaskSampler, data: MultiTaskData) -> None:
                           "level (all classification or all tagging)")
 
 
+def build_run_optimizer(model, weighting, config: TrainingConfig, lr: float,
+                        previous: torch.optim.Optimizer | None = None):
+    """The clipping list, the optimiser and its learning-rate schedule of a run.
+
+    Args:
+        model, weighting: their trainable parameters are optimised (groups: the model's
+            ``param_groups()``, then the weighting's).
+        config: the optimiser settings and the decay.
+        lr: the base learning rate now (``config.lr`` decayed by the epochs so far).
+        previous: the optimiser this one replaces (a ``changes_parameters`` method changed its
+            parameters): the state of every parameter still trained (Adam's moments and step,
+            momentum) is kept; new parameters start without state.
+    Returns:
+        (parameters to clip, optimizer, scheduler).
+    """
+    # clipping reads the parameters in module order (the order the global norm is summed in)
+    parameters = [p for p in list(model.parameters()) + list(weighting.parameters()) if p.requires_grad]
+    groups = model.param_groups() + [{"name": "weighting",
+                                      "params": [p for p in weighting.parameters() if p.requires_grad]}]
+    optimizer = build_optimizer(groups, config.optimizer, lr, config.momentum, config.weight_decay)
+    if previous is not None:
+        kept = {id(p) for p in parameters}
+        for parameter, value in previous.state.items():
+            if id(parameter) in kept:
+                optimizer.state[parameter] = value
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    return parameters, optimizer, scheduler
+
+
 def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: TrainingConfig,
           seed: int, description: str = "train", stream_order: Callable | None = None,
           extra_loss_weights: dict[str, float] | None = None,
@@ -99,13 +128,7 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
     rng = seed_everything(seed)
     model.to(device)
     weighting.to(device)
-    # clipping reads the parameters in module order (the order the global norm is summed in)
-    parameters = [p for p in list(model.parameters()) + list(weighting.parameters()) if p.requires_grad]
-    groups = model.param_groups() + [{"name": "weighting",
-                                      "params": [p for p in weighting.parameters() if p.requires_grad]}]
-    optimizer = build_optimizer(groups, config.optimizer, config.lr, config.momentum,
-                                config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    parameters, optimizer, scheduler = build_run_optimizer(model, weighting, config, config.lr)
     streams = TaskStreams(data.train_sizes(), rng, stream_order)
     unlabelled_streams = TaskStreams(data.unlabelled_sizes(), rng)
     generator = torch.Generator().manual_seed(seed)
@@ -163,6 +186,12 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         scheduler.step()
         model.on_epoch_end(state)
         weighting.on_epoch_end(state)
+        if model.changes_parameters and model.parameters_changed():
+            # new parameters (FAFS branches) must reach the optimiser and the clipping list;
+            # the rate goes on from where the decay has brought it (epoch decay steps so far)
+            parameters, optimizer, scheduler = build_run_optimizer(
+                model, weighting, config, config.lr * config.lr_decay ** epoch, optimizer)
+            state.optimizer = optimizer
         dev = evaluate(model, data, "dev", device, config.eval_batch_size)
         score = selection_score(dev, chosen_metric, config.select_on)
         means = state.mean_epoch_losses()
