@@ -135,6 +135,9 @@ class ExperimentConfig:
         output_dir: where run folders are written.
         unlabelled_in_vocabulary: when a method reads the tasks' unlabelled texts, fit the
             featurizer (vocabulary, TF-IDF statistics) on them too.
+        max_rows: split (``train``, ``dev``, ``test``) -> at most this many rows per task, a
+            seeded class-balanced sample (:meth:`~textmtl.data.tasks.Task.limited`): for a quick
+            check of a whole config, never for a reported table (the table says it is limited).
     """
 
     name: str
@@ -150,6 +153,7 @@ class ExperimentConfig:
     reference: ReferenceResult | None = None
     output_dir: str = "runs"
     unlabelled_in_vocabulary: bool = False
+    max_rows: dict[str, int] | None = None
 
     def method_train_tasks(self, method: MethodConfig) -> str:
         """``together``, ``separately`` or ``oriented`` (see :class:`MethodConfig`)."""
@@ -372,6 +376,14 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for baseline in raw.get("baselines", []):
         if baseline not in BASELINES:
             raise ConfigError(f"{source}: unknown baseline {baseline!r}; expected one of {', '.join(sorted(BASELINES))}")
+    max_rows = raw.get("max_rows")
+    if max_rows is not None:
+        from .data.tasks import SPLITS
+
+        if (not isinstance(max_rows, dict) or not max_rows or set(max_rows) - set(SPLITS)
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in max_rows.values())):
+            raise ConfigError(f"{source}: 'max_rows' must map splits ({', '.join(SPLITS)}) to "
+                              f"row counts >= 1, got {max_rows!r}")
     seeds = raw.get("seeds", [1])
     if not seeds:
         raise ConfigError(f"{source}: 'seeds' must list at least one seed")
@@ -386,6 +398,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         seeds=raw.get("seeds", [1, 2, 3]), baselines=raw.get("baselines", []),
         reference=reference, output_dir=raw.get("output_dir", "runs"),
         unlabelled_in_vocabulary=raw.get("unlabelled_in_vocabulary", False),
+        max_rows=max_rows,
     )
 
 

@@ -101,6 +101,10 @@ def load_experiment_tasks(config: ExperimentConfig, data_dir: str | None,
     tasks = [task for name, entries in config.data.items()
              for options in (entries if isinstance(entries, list) else [entries])
              for task in load_tasks(name, options, data_dir, on_found=found)]
+    if config.max_rows:  # a quick check of the whole config on a sample of every split
+        tasks = [task.limited(config.max_rows) for task in tasks]
+        if log is not None:
+            log(f"max_rows {config.max_rows}: every task limited to a seeded sample (not a result)")
     names = [t.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -376,6 +380,9 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         notes.append(f"Δ = method minus {baseline} (mean over seeds)")
     if config.reference:
         notes.append(f"paper: {config.reference.source}")
+    if config.max_rows:
+        notes.append(f"NOT A RESULT: every task limited to a sample of at most {config.max_rows} rows "
+                     f"per split (max_rows), a quick check of the config")
     table = build_table(records, titles, [t.name for t in tasks], metric=metric,
                         reference=config.reference, title=config.name, notes=notes, baseline=baseline)
     table.write(folder)

@@ -73,3 +73,4 @@ def test_bad_train_tasks_is_a_one_line_error():
         parse_config({**base, "methods": [{"name": "hard", "train_tasks": "each"}]})
     with pytest.raises(ConfigError, match="'methods.0.train_tasks' must be 'separately' for 'single_task'"):
         parse_config({**base, "methods": [{"name": "single_task", "train_tasks": "oriented"}]})
+

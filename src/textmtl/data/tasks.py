@@ -8,7 +8,7 @@ into ``Task.labels``; the label names are kept so that results and errors speak 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Sequence
 
 from ..errors import DataError
@@ -101,6 +101,47 @@ class Task:
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
         return getattr(self, name)
+
+    def limited(self, max_rows: dict[str, int], seed: int = 0) -> "Task":
+        """The task with at most ``max_rows[split]`` rows in each split named there.
+
+        For quick checks of a whole config (``max_rows`` in a config, ``--set max_rows.train=200``):
+        the kept rows are a seeded sample that takes the classes in turn (classification), so a
+        small sample keeps every class the split has while it can; their order is the split's.
+        A split not named, or with fewer rows, is kept whole.
+
+        Args:
+            max_rows: split name (``train``, ``dev``, ``test``) -> the most rows to keep (>= 1).
+            seed: the sample's seed (the same rows for every method and seed of a run).
+        Returns:
+            A new task; ``meta["max_rows"]`` records the limits.
+        """
+        import numpy as np
+
+        splits = {}
+        for name in SPLITS:
+            split = getattr(self, name)
+            limit = max_rows.get(name)
+            if limit is None or len(split) <= limit:
+                splits[name] = split
+                continue
+            order = np.random.default_rng([seed, SPLITS.index(name)]).permutation(len(split))
+            if self.kind == "classification":
+                # round-robin over the classes, each class's rows in the seeded order
+                by_class: dict[int, list[int]] = {}
+                for i in order:
+                    by_class.setdefault(split.labels[i], []).append(int(i))
+                queues = [by_class[c] for c in sorted(by_class)]
+                picked: list[int] = []
+                while len(picked) < limit:
+                    for queue in queues:
+                        if queue and len(picked) < limit:
+                            picked.append(queue.pop(0))
+            else:
+                picked = [int(i) for i in order[:limit]]
+            keep = sorted(picked)
+            splits[name] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
+        return replace(self, **splits, meta={**self.meta, "max_rows": dict(max_rows)})
 
     def label_counts(self, split: str = "train") -> dict[str, int]:
         """Examples per label name (tokens per tag for tagging tasks)."""
