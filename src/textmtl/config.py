@@ -35,7 +35,7 @@ class ComponentConfig:
 
 #: keys of a ``methods:`` entry that are not the sharing method's own parameters
 METHOD_ENTRY_KEYS = ("label", "sampler", "weighting", "loss_weights", "encoder", "features",
-                     "train_tasks")
+                     "train_tasks", "grid_group")
 
 #: how a method entry's models are trained (``methods[i].train_tasks``, see MethodConfig)
 TRAIN_TASKS = ("together", "separately", "oriented")
@@ -63,6 +63,9 @@ class MethodConfig(ComponentConfig):
             protocol of Zhang et al. 2017, one model per "oriented" task; a sampler with
             ``takes_oriented_task`` is told the task). None: the method's default
             (``separately`` when the method ``trains_tasks_separately``, else ``together``).
+        grid_group: set on the entries a ``grid:`` expanded (see :func:`expand_grids`): the
+            title of the entry they came from, the table column that shows the member with the
+            best mean dev score.
     """
 
     label: str | None = None
@@ -72,6 +75,7 @@ class MethodConfig(ComponentConfig):
     encoder: ComponentConfig | None = None
     features: dict[str, Any] | None = None
     train_tasks: str | None = None
+    grid_group: str | None = None
 
     @property
     def title(self) -> str:
@@ -93,6 +97,8 @@ class MethodConfig(ComponentConfig):
             out["features"] = dict(self.features)
         if self.train_tasks is not None:
             out["train_tasks"] = self.train_tasks
+        if self.grid_group is not None:
+            out["grid_group"] = self.grid_group
         return out
 
 
@@ -258,7 +264,74 @@ def _method(value: Any, key: str) -> MethodConfig:
                         loss_weights=dict(loss_weights),
                         encoder=_component(entry["encoder"], f"{key}.encoder") if "encoder" in entry else None,
                         features=None if features is None else dict(features),
-                        train_tasks=train_tasks)
+                        train_tasks=train_tasks, grid_group=entry.get("grid_group"))
+
+
+def _grid_value_text(value: Any) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _set_dotted(entry: dict, path: str, value: Any, where: str) -> None:
+    """Set ``entry[a][b]...[z] = value`` for ``path`` "a.b...z" (list indexes as numbers)."""
+    parts = path.split(".")
+    node: Any = entry
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ConfigError(f"'{where}.grid' path {path!r}: the entry has no "
+                              f"'{'.'.join(parts[:i + 1])}'")
+        if isinstance(node, str):  # a component given by name: make it a mapping
+            node = {"name": node}
+    last = parts[-1]
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise ConfigError(f"'{where}.grid' path {path!r}: index {last!r} is not in the list")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"'{where}.grid' path {path!r} does not lead into a mapping or list")
+
+
+def expand_grids(methods: list, source: str = "config") -> list:
+    """Replace every ``methods`` entry that has a ``grid`` by one entry per grid point.
+
+    ``grid`` maps dotted paths inside the entry (``regularizers.0.weight``, ``self_weight``,
+    ``sampler.temperature``) to lists of values; every combination becomes an entry labelled
+    ``<title>@<last path part>=<value>,...`` with ``grid_group: <title>``. The table shows, under
+    ``<title>``, the member with the best mean dev score over seeds and tasks (dev only, never
+    test); ``grid.md`` lists every member. Entries without ``grid`` pass unchanged.
+    """
+    import itertools
+
+    expanded = []
+    for i, entry in enumerate(methods):
+        if not isinstance(entry, dict) or "grid" not in entry:
+            expanded.append(entry)
+            continue
+        where = f"methods.{i}"
+        grid = entry["grid"]
+        if (not isinstance(grid, dict) or not grid
+                or any(not isinstance(v, list) or not v for v in grid.values())):
+            raise ConfigError(f"{source}: '{where}.grid' must map dotted paths in the entry to "
+                              f"non-empty lists of values, got {grid!r}")
+        if "grid_group" in entry:
+            raise ConfigError(f"{source}: '{where}' has both 'grid' and 'grid_group'")
+        base = {k: v for k, v in entry.items() if k != "grid"}
+        title = base.get("label") or base.get("name")
+        paths = list(grid)
+        for values in itertools.product(*(grid[p] for p in paths)):
+            member = copy.deepcopy(base)
+            for path, value in zip(paths, values):
+                _set_dotted(member, path, value, where)
+            point = ",".join(f"{p.split('.')[-1]}={_grid_value_text(v)}" for p, v in zip(paths, values))
+            member["label"] = f"{title}@{point}"
+            member["grid_group"] = title
+            expanded.append(member)
+    return expanded
 
 
 def _check_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
@@ -335,6 +408,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     FEATURIZERS.validate(featurizer_kind, raw.get("features", {}), "features")
     if not isinstance(raw["methods"], list) or not raw["methods"]:
         raise ConfigError(f"{source}: 'methods' must be a non-empty list of sharing methods")
+    raw["methods"] = expand_grids(raw["methods"], source)
     methods = [_method(m, f"methods.{i}") for i, m in enumerate(raw["methods"])]
     weighting = _component(raw.get("weighting", "fixed"), "weighting")
     WEIGHTINGS.validate(weighting.name, weighting.params, "weighting")
@@ -363,6 +437,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
                               f"{method.name!r} does not compute; its extra losses: "
                               f"{', '.join(known) or '(none)'}")
     titles = [m.title for m in methods]
+    titles += list(dict.fromkeys(m.grid_group for m in methods if m.grid_group))  # each group's column
     repeated = sorted({t for t in titles if titles.count(t) > 1})
     if repeated:
         raise ConfigError(f"{source}: 'methods' has two entries named {repeated[0]!r}; give one "

@@ -49,7 +49,7 @@ from .data.text import length_bucketed_order
 from .encoders import ENCODERS
 from .errors import ConfigError
 from .report.training import write_training_summary
-from .results import Record, ResultsTable, build_table
+from .results import Record, ResultsTable, build_table, select_grid_members
 from .sharing import SHARING
 from .sharing.base import TaskSpec
 from .training.checkpoint import save_checkpoint
@@ -370,9 +370,22 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         raise
     timings["total_s"] = time.perf_counter() - started
     baseline = next((m.title for m in config.methods if config.method_train_tasks(m) == "separately"), None)
-    titles = [m.title for m in config.methods] + list(config.baselines)
     metric = config.reference.metric if config.reference else \
         {t.name: default_metric(t.kind, t.labels) for t in tasks}
+    # a grid group is one column, at its first member's place: the member chosen on dev
+    titles, groups = [], {}
+    for m in config.methods:
+        column = m.grid_group or m.title
+        if m.grid_group:
+            groups.setdefault(m.grid_group, []).append(m.title)
+        if column not in titles:
+            titles.append(column)
+    titles += list(config.baselines)
+    table_records = records
+    if groups:
+        chosen, grid_table = select_grid_members(records, groups, metric)
+        table_records = records + chosen
+        grid_table.write(folder, stem="grid")
     metric_name = metric if isinstance(metric, str) else \
         " / ".join(sorted(set(metric.values()))) + " (each task's default metric)"
     notes = [f"test {metric_name} in %, mean ± std over seeds {config.seeds}; model selection on dev"]
@@ -383,12 +396,14 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
     if config.max_rows:
         notes.append(f"NOT A RESULT: every task limited to a sample of at most {config.max_rows} rows "
                      f"per split (max_rows), a quick check of the config")
-    table = build_table(records, titles, [t.name for t in tasks], metric=metric,
+    if groups:
+        notes.append("a grid column shows its member of best mean dev score (grid.md lists every member)")
+    table = build_table(table_records, titles, [t.name for t in tasks], metric=metric,
                         reference=config.reference, title=config.name, notes=notes, baseline=baseline)
     table.write(folder)
     write_training_summary(folder, [m.title for m in config.methods], config.training.max_epochs,
                            config.training.patience)
-    (folder / "records.json").write_text(json.dumps([asdict(r) for r in records], indent=1))
+    (folder / "records.json").write_text(json.dumps([asdict(r) for r in table_records], indent=1))
     meta = {"version": __version__, "git_hash": git_hash(), "seeds": config.seeds,
             "torch": __import__("torch").__version__,
             "device": str(resolve_device(config.training.device)), "timings": timings,

@@ -7,7 +7,7 @@ and CSV next to the runs; the terminal gets the Markdown.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +114,45 @@ def build_table(records: list[Record], methods: list[str], tasks: list[str],
         row.append(f"{reference.average:.1f}" if reference.average is not None else "-")
     rows.append(row)
     return ResultsTable(header, rows, title, list(notes or []))
+
+
+def select_grid_members(records: list[Record], groups: dict[str, list[str]],
+                        metric: str | dict[str, str] = "accuracy",
+                        ) -> tuple[list[Record], ResultsTable]:
+    """For each grid group, the member with the best mean dev score; its records under the
+    group's name, and a table of every member.
+
+    The score of a member is its dev ``metric`` averaged over tasks within a seed, then over
+    seeds (the test scores never enter the choice); ties go to the earlier member of the grid.
+
+    Args:
+        records: every record of the run (members' included).
+        groups: group title -> its members' titles, in grid order.
+        metric: the metric (one name, or task -> name).
+    Returns:
+        The chosen members' records relabelled with the group title, and a table (``grid.md``)
+        with each member's mean dev and test score, the chosen one marked.
+    """
+    metric_of = (lambda task: metric[task]) if isinstance(metric, dict) else (lambda task: metric)
+
+    def mean_over_seeds(method: str, split: str) -> float | None:
+        per_seed: dict[int, list[float]] = {}
+        for r in records:
+            if r.method == method:
+                per_seed.setdefault(r.seed, []).append(getattr(r, split)[metric_of(r.task)])
+        return float(np.mean([np.mean(v) for v in per_seed.values()])) * 100 if per_seed else None
+
+    chosen_records, rows = [], []
+    for group, members in groups.items():
+        scored = [(m, mean_over_seeds(m, "dev")) for m in members]
+        finished = [(m, s) for m, s in scored if s is not None]
+        best = max(finished, key=lambda item: item[1])[0] if finished else None  # max keeps the first of ties
+        chosen_records += [replace(r, method=group) for r in records if r.method == best]
+        for member, dev in scored:
+            test = mean_over_seeds(member, "test")
+            rows.append([group, member, "-" if dev is None else f"{dev:.2f}",
+                         "-" if test is None else f"{test:.2f}", "chosen" if member == best else ""])
+    table = ResultsTable(["group", "member", "dev (mean over tasks and seeds)", "test", "choice"], rows,
+                         "grid members (the group's column shows the member of best mean dev score)",
+                         ["dev and test in %; the choice reads dev only"])
+    return chosen_records, table
