@@ -5,6 +5,6 @@ from .base import Encoder
 
 ENCODERS: Registry[Encoder] = Registry("encoder")
 
-from . import mlp, bilstm, textcnn, han, minilm, vector_mlp  # noqa: E402,F401  (registration side effects)
+from . import mlp, bilstm, textcnn, han, minilm, vector_mlp, linear  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["ENCODERS", "Encoder"]

@@ -12,7 +12,8 @@ from .base import Regularizer, aligned_task_parameters
 # are built from their configs by this registry
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer", base=Regularizer)
 
-from . import (group_lasso, l1_linf, l2_to_mean, mean_regularized,  # noqa: E402,F401
-               subspace_orthogonality, task_covariance, trace_norm)  # (registration side effects)
+from . import (cluster_norm, dirty_model, group_lasso, l1_linf, l2_to_mean,  # noqa: E402,F401
+               mean_regularized, subspace_orthogonality, task_covariance,  # (registration
+               tensor_trace_norm, trace_norm)  # side effects)
 
 __all__ = ["REGULARIZERS", "Regularizer", "aligned_task_parameters"]

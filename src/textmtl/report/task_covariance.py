@@ -21,9 +21,11 @@ def write_task_covariance(folder: Path, report: dict) -> list[Path]:
     """Write ``task_covariance.json`` and, when a layer was learned, ``task_covariance.png``."""
     folder = Path(folder)
     path = folder / TASK_COVARIANCE_JSON
-    path.write_text(json.dumps(report, indent=1))
-    if not report.get("layers"):
-        return [path]  # trained too briefly for a first update: nothing to draw
+    temporary = folder / (TASK_COVARIANCE_JSON + ".tmp")
+    temporary.write_text(json.dumps(report, indent=1))
+    temporary.replace(path)
+    if not any("correlation" in layer for layer in report.get("layers", [])):
+        return [path]  # trained too briefly for a first update, or given clusters: nothing to draw
     return [path, plot_task_covariance(report, folder / TASK_COVARIANCE_PNG)]
 
 
@@ -38,12 +40,21 @@ def most_related(report: dict, layer: dict, count: int = 5) -> list[tuple[str, s
 def format_task_covariance(report: dict) -> str:
     """Per layer: the correlation matrix and the most related task pairs, as text."""
     tasks = report["tasks"]
-    lines = [f"{len(tasks)} tasks; {report['updates']} closed-form updates of the task covariance "
-             f"(epsilon {report['epsilon']:g})"]
+    if report.get("source") == "cluster_norm":  # Jacob et al.'s Sigma*, or the given clusters
+        lines = [f"{len(tasks)} tasks; cluster norm, {report['updates']} closed-form minimisations "
+                 f"over the relaxed cluster covariance"]
+    else:
+        lines = [f"{len(tasks)} tasks; {report['updates']} closed-form updates of the task "
+                 f"covariance (epsilon {report['epsilon']:g})"]
     if not report.get("layers"):
         lines.append("  no update was made (training ended before the first one)")
     width = max(len(t) for t in tasks) if tasks else 0
     for layer in report.get("layers", []):
+        if "clusters" in layer:
+            groups = " | ".join(", ".join(group) for group in layer["clusters"])
+            lines.append(f"layer {layer['name']}: clusters {groups}")
+        if "correlation" not in layer:
+            continue
         lines.append(f"layer {layer['name']}: task correlation")
         short = [t[:6] for t in tasks]
         lines.append(" " * (width + 2) + " ".join(f"{s:>6}" for s in short))
@@ -62,7 +73,8 @@ def plot_task_covariance(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    tasks, layers = report["tasks"], report["layers"]
+    tasks = report["tasks"]
+    layers = [layer for layer in report["layers"] if "correlation" in layer]
     side = 1.5 + 0.35 * len(tasks)
     figure, axes = plt.subplots(1, len(layers), figsize=(side * len(layers), side), squeeze=False)
     for axis, layer in zip(axes[0], layers):

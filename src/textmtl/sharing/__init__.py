@@ -14,6 +14,7 @@ from . import (  # noqa: E402,F401  (registration side effects)
     generalized_recurrent,
     hard,
     low_supervision,
+    pooled,
     single_task,
     sluice,
     soft,

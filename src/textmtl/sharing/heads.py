@@ -37,19 +37,22 @@ class TaskHeads(nn.Module):
         hidden_dim: 0 (default): each head is one ``nn.Linear``; > 0: each head is an
             :class:`MLPHead` with a hidden layer of this width (ReLU). The hidden layers are
             batched like the output layers.
+        split: each output layer's weight is the sum of two parameters (:class:`SplitLinear`,
+            the dirty model's ``B + S``); the function computed is the same.
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], input_dims: int | Sequence[int],
-                 hidden_dim: int = 0) -> None:
+                 hidden_dim: int = 0, split: bool = False) -> None:
         super().__init__()
         dims = [input_dims] * len(tasks) if isinstance(input_dims, int) else list(input_dims)
         if len(dims) != len(tasks):
             raise ValueError(f"TaskHeads needs one input width per task, got {len(dims)} for {len(tasks)}")
         check_head_hidden(hidden_dim)
         self.hidden_dim = hidden_dim
+        output = SplitLinear if split else nn.Linear
         # a plain nn.Linear without a hidden layer: the parameter names of saved models stay
-        self.heads = nn.ModuleList(MLPHead(d, hidden_dim, t.num_classes) if hidden_dim else
-                                   nn.Linear(d, t.num_classes) for d, t in zip(dims, tasks))
+        self.heads = nn.ModuleList(MLPHead(d, hidden_dim, t.num_classes, output) if hidden_dim else
+                                   output(d, t.num_classes) for d, t in zip(dims, tasks))
         self.max_classes = max(t.num_classes for t in tasks)
         mask = torch.zeros(len(tasks), self.max_classes, dtype=torch.bool)
         for k, t in enumerate(tasks):
@@ -132,16 +135,49 @@ class MLPHead(nn.Module):
         input_dim: width read.
         hidden_dim: width of the hidden layer.
         num_classes: the task's label space.
+        output: the class of the output layer (``nn.Linear`` or :class:`SplitLinear`).
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, num_classes: int) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int, num_classes: int,
+                 output: type[nn.Module] = nn.Linear) -> None:
         super().__init__()
         self.hidden = nn.Linear(input_dim, hidden_dim)
-        self.output = nn.Linear(hidden_dim, num_classes)
+        self.output = output(hidden_dim, num_classes)
         self.out_features = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(torch.relu(self.hidden(x)))
+
+
+class SplitLinear(nn.Module):
+    """A linear layer whose weight is the sum of two parameters: ``x (B + S)^T + b``.
+
+    The dirty model (Jalali et al. 2010) writes each task's weights as ``a_t = b_t + s_t`` and
+    penalises the two parts differently (block-sparse ``B``: features shared by the tasks;
+    element-sparse ``S``: task-specific exceptions), so the model must hold both. ``shared_part``
+    starts like ``nn.Linear``'s weight, ``specific_part`` at zero (no exception yet), so at
+    initialisation the layer computes what an ``nn.Linear`` would.
+
+    Args:
+        in_features: input width D.
+        out_features: output width C.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        template = nn.Linear(in_features, out_features)  # the usual initialisation
+        self.shared_part = nn.Parameter(template.weight.detach().clone())  # (C, D), B
+        self.specific_part = nn.Parameter(torch.zeros(out_features, in_features))  # (C, D), S
+        self.bias = nn.Parameter(template.bias.detach().clone())  # (C,), last like nn.Linear's
+        self.in_features, self.out_features = in_features, out_features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """(C, D) the effective weight ``B + S`` (differentiable in both parts)."""
+        return self.shared_part + self.specific_part
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
 
 
 def check_head_hidden(head_hidden: int, owner: str = "TaskHeads") -> None:

@@ -22,11 +22,13 @@ class TaskColumns(SharingMethod):
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
-                 head_hidden: int = 0) -> None:
+                 head_hidden: int = 0, split_heads: bool = False) -> None:
         super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
         self.encoders = nn.ModuleList(encoder_factory() for _ in tasks)
         self.sources = head_sources(self.encoders[0], tasks)
-        self.heads = TaskHeads(tasks, head_widths(self.encoders[0], self.sources), self.head_hidden)
+        # split_heads: output weights held as shared_part + specific_part (the dirty model)
+        self.heads = TaskHeads(tasks, head_widths(self.encoders[0], self.sources), self.head_hidden,
+                               split=split_heads)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         outputs = None

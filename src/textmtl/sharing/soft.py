@@ -39,11 +39,17 @@ class SoftSharing(TaskColumns):
             the label spaces agree).
         head_hidden: 0: one linear output layer per task; > 0: a per-task MLP head with this
             many hidden units (ReLU).
+        split_heads: hold each task's output weights as ``shared_part + specific_part``
+            (:class:`~textmtl.sharing.heads.SplitLinear`), the two parts the ``dirty_model``
+            regulariser penalises; the same function as unsplit heads.
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
-                 regularizers: list[Regularizer] | None = None, head_hidden: int = 0) -> None:
-        super().__init__(tasks, encoder_factory, head_hidden=head_hidden)
+                 regularizers: list[Regularizer] | None = None, head_hidden: int = 0,
+                 split_heads: bool = False) -> None:
+        if not isinstance(split_heads, bool):
+            raise ValueError(f"'split_heads' of SoftSharing must be true or false, got {split_heads!r}")
+        super().__init__(tasks, encoder_factory, head_hidden=head_hidden, split_heads=split_heads)
         if regularizers is None:
             regularizers = [REGULARIZERS.build("l2_to_mean", params={"weight": DEFAULT_WEIGHT})]
         self.regularizers = list(regularizers)
