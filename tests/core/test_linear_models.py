@@ -370,3 +370,42 @@ def test_every_regularizer_keeps_the_contract(name, binary_data):
     result = train(model, WEIGHTINGS.build("fixed", data.task_names), SAMPLERS.build("every_task"),
                    data, config, seed=0)
     assert math.isfinite(result.curves[-1]["extra_losses"][name])
+
+
+# -- soft sharing with shared lower stages ----------------------------------------------------
+
+def test_shared_stages_tie_the_lower_layers_of_every_task_column(data):
+    model = build(data, encoder="mlp", regularizers=[], shared_stages=1)  # mlp [8, 6]: 2 stages
+    first = model.encoders[0]
+    assert all(e.input_weight is first.input_weight and e.hidden_layers[0] is not first.hidden_layers[0]
+               for e in model.encoders[1:])
+    assert model.shared_parameters() == [first.input_weight, first.input_bias]
+    assert set(model.task_named_parameters("beta")) == {
+        "encoders.hidden_layers.0.weight", "encoders.hidden_layers.0.bias",
+        "heads.heads.weight", "heads.heads.bias"}
+    batch = batch_of(data)
+    losses = torch.nn.functional.cross_entropy(model(batch), batch.labels, reduction="none")
+    losses[batch.task_index == 2].sum().backward()  # gamma's rows only
+    assert torch.any(first.input_weight.grad != 0)  # reach the one shared copy
+    beta_layer = model.encoders[1].hidden_layers[0].weight.grad  # not beta's task layer
+    assert beta_layer is None or not torch.any(beta_layer != 0)
+
+
+def test_all_stages_shared_is_hard_sharing(data, tmp_path):
+    soft = build(data, encoder="mlp", regularizers=[], shared_stages=2, seed=3)
+    hard = build(data, sharing="hard", encoder="mlp", seed=4)
+    with torch.no_grad():
+        for a, b in zip(hard.encoder.parameters(), soft.encoders[0].parameters()):
+            a.copy_(b)
+        for a, b in zip(hard.heads.parameters(), soft.heads.parameters()):
+            a.copy_(b)
+    batch = batch_of(data, split="dev")
+    soft.eval(), hard.eval()
+    torch.testing.assert_close(soft(batch), hard(batch))
+    torch.save(soft.export_state(), tmp_path / "model.pt")  # the tied copies round-trip
+    other = build(data, encoder="mlp", regularizers=[], shared_stages=2, seed=5).eval()
+    other.load_exported_state(torch.load(tmp_path / "model.pt"))
+    assert other.encoders[2].input_weight is other.encoders[0].input_weight
+    torch.testing.assert_close(other(batch), soft(batch))
+    with pytest.raises(Exception, match=r"'shared_stages' of SoftSharing must be an integer in \[0, 2\]"):
+        build(data, encoder="mlp", shared_stages=3)

@@ -95,6 +95,10 @@ class TaskHeads(nn.Module):
             return self._per_task(hidden, task_index)
         if self.hidden_dim:
             hidden = self._hidden(hidden, task_index)  # (B, Hd) or (B, T, Hd)
+        if len(self.heads) > 1 and task_index.numel() and bool((task_index == task_index[0]).all()):
+            # rows of one task (a task column's forward): its head alone, not all K heads'
+            # logits for every row (K times the work when D is wide, e.g. a linear model's V)
+            return self._one_task(hidden, int(task_index[0]))
         weight, bias = self.stacked()  # (K, C, D), (K, C)
         num_tasks, classes, width = weight.shape
         if hidden.dim() == 2:
@@ -108,6 +112,14 @@ class TaskHeads(nn.Module):
             logits = torch.bmm(hidden, row_weight) + bias[task_index][:, None, :]  # (B, T, C)
             mask = self.class_mask[task_index][:, None, :]
         return logits.masked_fill(mask, MASKED_LOGIT)
+
+    def _one_task(self, hidden: torch.Tensor, k: int) -> torch.Tensor:
+        """Logits of rows that all belong to task ``k``: (B[, T], C_max), padding masked."""
+        head = self.heads[k]
+        output = head.output if isinstance(head, MLPHead) else head
+        logits = F.linear(hidden, output.weight, output.bias)  # (B[, T], C_k)
+        pad = self.max_classes - output.out_features
+        return F.pad(logits, (0, pad), value=MASKED_LOGIT) if pad else logits
 
     def _per_task(self, hidden: Sequence[torch.Tensor], task_index: torch.Tensor) -> torch.Tensor:
         output = None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from torch import nn
+
 from ..regularizers import REGULARIZERS
 from ..regularizers.base import Regularizer
 from . import SHARING
@@ -42,14 +44,47 @@ class SoftSharing(TaskColumns):
         split_heads: hold each task's output weights as ``shared_part + specific_part``
             (:class:`~textmtl.sharing.heads.SplitLinear`), the two parts the ``dirty_model``
             regulariser penalises; the same function as unsplit heads.
+        shared_stages: the first this many encoder stages are ONE copy shared by all tasks
+            (hard sharing below, task layers above: "the MLP with task-specific layers" of
+            the matrix-regulariser benchmark, and Deep Relationship Networks' shared lower
+            layers); 0 (default): every layer is per task. The shared stages are not aligned
+            task parameters, so no regulariser sees them.
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
                  regularizers: list[Regularizer] | None = None, head_hidden: int = 0,
-                 split_heads: bool = False) -> None:
+                 split_heads: bool = False, shared_stages: int = 0) -> None:
         if not isinstance(split_heads, bool):
             raise ValueError(f"'split_heads' of SoftSharing must be true or false, got {split_heads!r}")
         super().__init__(tasks, encoder_factory, head_hidden=head_hidden, split_heads=split_heads)
+        stages = self.encoders[0].num_stages
+        if isinstance(shared_stages, bool) or not isinstance(shared_stages, int) \
+                or not 0 <= shared_stages <= stages:
+            raise ValueError(f"'shared_stages' of SoftSharing must be an integer in [0, {stages}] "
+                             f"(the encoder has {stages} stages), got {shared_stages!r}")
+        self.shared_stages = shared_stages
+        self._shared = self._tie_lower_stages(shared_stages)
         if regularizers is None:
             regularizers = [REGULARIZERS.build("l2_to_mean", params={"weight": DEFAULT_WEIGHT})]
         self.regularizers = list(regularizers)
+
+    def _tie_lower_stages(self, count: int) -> list[nn.Parameter]:
+        """Make every task column's stages ``< count`` use task 0's parameters (the same
+        ``nn.Parameter`` objects, so gradients of all tasks accumulate in one copy)."""
+        first = self.encoders[0]
+        shared = [p for s in range(count) for p in first.stage_parameters(s)]
+        ids = {id(p) for p in shared}
+        paths = [name for name, p in first.named_parameters() if id(p) in ids]
+        for encoder in self.encoders[1:]:
+            for path in paths:
+                owner_path, _, leaf = path.rpartition(".")
+                owner = encoder.get_submodule(owner_path) if owner_path else encoder
+                setattr(owner, leaf, first.get_parameter(path))
+        return shared
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self._shared)
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        shared = {id(p) for p in self._shared}
+        return [p for p in super().task_parameters(task) if id(p) not in shared]
