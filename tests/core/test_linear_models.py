@@ -330,9 +330,11 @@ def test_cluster_norm_options_are_checked():
         ClusterNorm(between_weight=5.0, within_weight=1.0)
     with pytest.raises(ValueError, match="'clusters' of ClusterNorm name a task twice"):
         ClusterNorm(clusters=[["a", "b"], ["b"]])
-    with pytest.raises(ValueError, match="'clusters' of ClusterNorm name tasks the model does not "
-                                         "have: books"):
-        ClusterNorm(clusters=[["books", "t0"]]).penalty(TasksModel(weight=[[1.0], [2.0]]))
+    subset = ClusterNorm(clusters=[["books", "t0", "t1"]])  # a config for more tasks than the model's
+    model = TasksModel(weight=[[1.0], [2.0], [4.0]])
+    assert subset.assignment(model.task_names) == [0, 0, 1]
+    subset.penalty(model)
+    assert subset.task_covariance()["ignored"] == ["books"]
     with pytest.raises(ConfigError, match="clusters"):
         REGULARIZERS.build("cluster_norm", params={"clusters": "books"})
 
