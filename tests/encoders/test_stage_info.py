@@ -51,7 +51,8 @@ def test_stage_outputs_match_stage_info(name, params, data_by_kind):
     encoder = _build(name, params, data)
     inputs = _inputs(data)
     infos = encoder.stage_info()
-    assert encoder.num_stages == len(infos) >= 2
+    # at least one stage; the identity (`linear`) has exactly one, every other encoder several
+    assert encoder.num_stages == len(infos) >= 1
     assert all(isinstance(info, StageInfo) for info in infos)
     assert len({info.name for info in infos}) == len(infos), "stage names are unique"
     hidden = None
