@@ -285,15 +285,28 @@ def _set_dotted(entry: dict, path: str, value: Any, where: str) -> None:
                               f"'{'.'.join(parts[:i + 1])}'")
         if isinstance(node, str):  # a component given by name: make it a mapping
             node = {"name": node}
-    last = parts[-1]
+    failure = _assign_leaf(node, parts[-1], value)
+    if failure == "index":
+        raise ConfigError(f"'{where}.grid' path {path!r}: index {parts[-1]!r} is not in the list")
+    if failure == "container":
+        raise ConfigError(f"'{where}.grid' path {path!r} does not lead into a mapping or list")
+
+
+def _assign_leaf(node: Any, last: str, value: Any) -> str | None:
+    """``node[last] = value`` for a mapping, ``node[int(last)]`` for a list (an existing index).
+
+    Returns None when assigned, else why not: ``"index"`` (not an index of the list) or
+    ``"container"`` (``node`` is neither); the callers word the error for their own syntax.
+    """
     if isinstance(node, list):
         if not (last.isdigit() and int(last) < len(node)):
-            raise ConfigError(f"'{where}.grid' path {path!r}: index {last!r} is not in the list")
+            return "index"
         node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"'{where}.grid' path {path!r} does not lead into a mapping or list")
+        return "container"
+    return None
 
 
 def expand_grids(methods: list, source: str = "config") -> list:
@@ -549,14 +562,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if isinstance(node[child_key], str):  # a component given by name gains parameters
             node[child_key] = {"name": node[child_key]}
         node = node[child_key]
-    last = parts[-1]
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"--set {key}: '{last}' must be a list index below {len(node)}")
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
+    failure = _assign_leaf(node, parts[-1], value)
+    if failure == "index":
+        raise ConfigError(f"--set {key}: '{parts[-1]}' must be a list index below {len(node)}")
+    if failure == "container":
         raise ConfigError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a mapping or list")
 
 
