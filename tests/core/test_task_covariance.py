@@ -10,7 +10,8 @@ from torch import nn
 
 from textmtl.errors import ConfigError
 from textmtl.regularizers import REGULARIZERS
-from textmtl.regularizers.task_covariance import TaskCovariance, closed_form_covariance, layer_name
+from textmtl.regularizers.base import layer_name
+from textmtl.regularizers.task_covariance import TaskCovariance, closed_form_covariance
 from textmtl.sharing.base import SharingMethod, TaskSpec
 from textmtl.training.state import TrainState
 

@@ -83,6 +83,27 @@ def aligned_task_parameters(model: "SharingMethod", names: Sequence[str] | None 
             for name, copies in aligned_task_copies(model, names).items()}
 
 
+def layer_name(parameter_name: str) -> str:
+    """The layer an aligned parameter belongs to: its name without the last component."""
+    return parameter_name.rsplit(".", 1)[0] if "." in parameter_name else parameter_name
+
+
+def matrices_by_layer(matrices: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Layer -> (K, P): the aligned (K, P_i) matrices of one layer (its weight and bias, names
+    differing only in their last component) joined column-wise, for regularisers that hold one
+    task relation per layer (Deep Relationship Networks, the cluster norm)."""
+    joined: dict[str, list[torch.Tensor]] = {}
+    for name, matrix in matrices.items():
+        joined.setdefault(layer_name(name), []).append(matrix)
+    return {layer: torch.cat(parts, dim=1) for layer, parts in joined.items()}
+
+
+def correlation(covariance: torch.Tensor) -> torch.Tensor:
+    """``C_ij / sqrt(C_ii C_jj)`` of a (K, K) covariance (what the reports draw)."""
+    scale = covariance.diagonal().sqrt()
+    return covariance / scale[:, None] / scale[None, :]
+
+
 def check_mode(mode: str, owner: str) -> str:
     """``mode`` if it is ``proximal`` or ``subgradient``, else a one-line ValueError."""
     if mode not in MODES:
@@ -136,10 +157,15 @@ class Regularizer:
         """True when the penalty is applied by ``proximal_step`` rather than added to the loss."""
         return self.proximal and self.mode == "proximal"
 
+    def proximal_groups(self, model: "SharingMethod") -> list[list[torch.nn.Parameter]]:
+        """The parameters each proximal operator acts on together, one list per (K, P) matrix
+        (row r = the r-th parameter, flattened); default: the K task copies of each aligned
+        parameter. A regulariser over other groupings (the dirty model's B and S) overrides it."""
+        return list(aligned_task_copies(model, self.parameters or None).values())
+
     def penalised_parameters(self, model: "SharingMethod") -> list[torch.nn.Parameter]:
         """The task parameters behind :meth:`matrices` (what a proximal step rewrites)."""
-        return [p for copies in aligned_task_copies(model, self.parameters or None).values()
-                for p in copies]
+        return [p for group in self.proximal_groups(model) for p in group]
 
     def proximal_operator(self, matrix: torch.Tensor, threshold: float) -> torch.Tensor:
         """``argmin_X 1/2 ||X - matrix||_F^2 + threshold * penalty(X)`` of one (K, P) matrix
@@ -160,10 +186,10 @@ class Regularizer:
         if threshold == 0:  # the prox of a zero penalty is the identity
             return
         with torch.no_grad():
-            for copies in aligned_task_copies(model, self.parameters or None).values():
+            for copies in self.proximal_groups(model):
                 matrix = torch.stack([copy.reshape(-1) for copy in copies])  # (K, P)
                 updated = self.proximal_operator(matrix, threshold)  # (K, P)
-                for k, copy in enumerate(copies):  # row k is task k's copy, flattened
+                for k, copy in enumerate(copies):  # row k is copy k, flattened
                     copy.copy_(updated[k].reshape(copy.shape))
 
     def __repr__(self) -> str:

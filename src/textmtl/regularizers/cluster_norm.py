@@ -50,8 +50,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import REGULARIZERS
-from .base import Regularizer
-from .task_covariance import layer_name
+from .base import Regularizer, correlation, matrices_by_layer
 
 if TYPE_CHECKING:
     from ..sharing.base import SharingMethod
@@ -169,13 +168,6 @@ class ClusterNorm(Regularizer):
         extra = iter(range(len(self.clusters), len(self.clusters) + len(task_names)))
         return [of[t] if t in of else next(extra) for t in task_names]
 
-    def layer_matrices(self, model: "SharingMethod") -> dict[str, torch.Tensor]:
-        """Layer -> (K, P): the aligned matrices of one layer joined column-wise."""
-        joined: dict[str, list[torch.Tensor]] = {}
-        for name, matrix in self.matrices(model).items():
-            joined.setdefault(layer_name(name), []).append(matrix)
-        return {layer: torch.cat(parts, dim=1) for layer, parts in joined.items()}
-
     def bounds(self, k: int) -> tuple[float, float, float]:
         """alpha, beta, gamma of the relaxation's set S for K = k tasks."""
         alpha, beta = 1.0 / self.within_weight, 1.0 / self.between_weight
@@ -185,7 +177,7 @@ class ClusterNorm(Regularizer):
     def penalty(self, model: "SharingMethod") -> torch.Tensor:
         self.task_names = list(model.task_names)
         total = next(model.parameters()).new_zeros(())
-        for layer, matrix in self.layer_matrices(model).items():  # (K, P)
+        for layer, matrix in matrices_by_layer(self.matrices(model)).items():  # (K, P)
             k = matrix.shape[0]
             mean = matrix.mean(dim=0)  # (P,)
             centred = matrix - mean  # A_c = (I - U) A
@@ -220,10 +212,9 @@ class ClusterNorm(Regularizer):
             report["layers"].append({"name": "given", "clusters": groups(self.assignment(names), names)})
             report["ignored"] = [t for c in self.clusters for t in c if t not in names]
         for layer, sigma in self.covariances.items():
-            scale = sigma.diagonal().sqrt()
             report["layers"].append({
                 "name": layer, "covariance": sigma.cpu().tolist(),
-                "correlation": (sigma / scale[:, None] / scale[None, :]).cpu().tolist(),
+                "correlation": correlation(sigma).cpu().tolist(),
                 "clusters": groups(clusters_of(sigma, self.num_clusters), names)})
         return report
 

@@ -96,8 +96,9 @@ class DirtyModel(Regularizer):
                              f"aligned parameters are {', '.join(copies) or '(none)'}")
         return layers
 
-    def penalised_parameters(self, model: "SharingMethod") -> list[torch.nn.Parameter]:
-        return [p for shared, specific in self.split_layers(model) for p in shared + specific]
+    def proximal_groups(self, model: "SharingMethod") -> list[list[torch.nn.Parameter]]:
+        """One group per split layer: its K B copies, then its K S copies (a (2K, P) matrix)."""
+        return [shared + specific for shared, specific in self.split_layers(model)]
 
     def penalty(self, model: "SharingMethod") -> torch.Tensor:
         total = next(model.parameters()).new_zeros(())
@@ -114,20 +115,6 @@ class DirtyModel(Regularizer):
         b, s = matrix.chunk(2, dim=0)  # (K, P) each
         return torch.cat([b - project_l1_ball(b, threshold * self.block_weight),
                           soft_threshold(s, threshold * self.specific_weight)])
-
-    def proximal_step(self, model: "SharingMethod", step_size: float) -> None:
-        if step_size < 0:
-            raise ValueError(f"'step_size' of DirtyModel.proximal_step must be >= 0, got {step_size}")
-        threshold = step_size * self.weight
-        if threshold == 0:
-            return
-        with torch.no_grad():
-            for shared, specific in self.split_layers(model):
-                copies = shared + specific
-                matrix = torch.stack([p.reshape(-1) for p in copies])  # (2K, P): B rows, then S
-                updated = self.proximal_operator(matrix, threshold)
-                for row, copy in enumerate(copies):
-                    copy.copy_(updated[row].reshape(copy.shape))
 
     def __repr__(self) -> str:
         return (f"DirtyModel(weight={self.weight}, parameters={self.parameters}, "

@@ -46,16 +46,11 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from . import REGULARIZERS
-from .base import Regularizer
+from .base import Regularizer, correlation, matrices_by_layer
 
 if TYPE_CHECKING:
     from ..sharing.base import SharingMethod
     from ..training.state import TrainState
-
-
-def layer_name(parameter_name: str) -> str:
-    """The layer an aligned parameter belongs to: its name without the last component."""
-    return parameter_name.rsplit(".", 1)[0] if "." in parameter_name else parameter_name
 
 
 def closed_form_covariance(matrix: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -128,10 +123,7 @@ class TaskCovariance(Regularizer):
 
     def layer_matrices(self, model: "SharingMethod") -> dict[str, torch.Tensor]:
         """Layer -> (K, P) matrix: the aligned matrices of one layer joined column-wise."""
-        joined: dict[str, list[torch.Tensor]] = {}
-        for name, matrix in self.matrices(model).items():
-            joined.setdefault(layer_name(name), []).append(matrix)
-        return {layer: torch.cat(parts, dim=1) for layer, parts in joined.items()}
+        return matrices_by_layer(self.matrices(model))
 
     def _inverse(self, layer: str, matrix: torch.Tensor) -> torch.Tensor:
         inverse = self._inverses.get(layer)
@@ -174,9 +166,8 @@ class TaskCovariance(Regularizer):
         """
         layers = []
         for layer, omega in self.covariances.items():
-            scale = omega.diagonal().sqrt()
             layers.append({"name": layer, "covariance": omega.cpu().tolist(),
-                           "correlation": (omega / scale[:, None] / scale[None, :]).cpu().tolist()})
+                           "correlation": correlation(omega).cpu().tolist()})
         return {"tasks": list(self.task_names), "updates": self.updates, "epsilon": self.epsilon,
                 "layers": layers}
 

@@ -23,6 +23,7 @@ nuclear norm.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -51,7 +52,7 @@ def unfoldings(tensor: torch.Tensor, variant: str) -> list[torch.Tensor]:
     if variant == "tucker":
         return [tensor.movedim(i, 0).reshape(tensor.shape[i], -1) for i in range(order)]
     if variant == "tt":
-        return [tensor.reshape(int(torch.tensor(tensor.shape[:i]).prod()), -1) for i in range(1, order)]
+        return [tensor.reshape(math.prod(tensor.shape[:i]), -1) for i in range(1, order)]
     if variant == "last_axis":
         return [tensor.movedim(-1, 0).reshape(tensor.shape[-1], -1)]
     raise ValueError(f"'variant' of TensorTraceNorm must be one of {', '.join(VARIANTS)}, got {variant!r}")

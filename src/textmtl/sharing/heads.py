@@ -54,10 +54,8 @@ class TaskHeads(nn.Module):
         self.heads = nn.ModuleList(MLPHead(d, hidden_dim, t.num_classes, output) if hidden_dim else
                                    output(d, t.num_classes) for d, t in zip(dims, tasks))
         self.max_classes = max(t.num_classes for t in tasks)
-        mask = torch.zeros(len(tasks), self.max_classes, dtype=torch.bool)
-        for k, t in enumerate(tasks):
-            mask[k, t.num_classes:] = True
-        self.register_buffer("class_mask", mask, persistent=False)  # (K, C) True = padded class
+        # (K, C) True = padded class
+        self.register_buffer("class_mask", class_mask(tasks), persistent=False)
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, C, D) output weights and (K, C) biases; smaller label spaces are zero-padded.
@@ -117,8 +115,11 @@ class TaskHeads(nn.Module):
         """Logits of rows that all belong to task ``k``: (B[, T], C_max), padding masked."""
         head = self.heads[k]
         output = head.output if isinstance(head, MLPHead) else head
-        logits = F.linear(hidden, output.weight, output.bias)  # (B[, T], C_k)
-        pad = self.max_classes - output.out_features
+        return self._pad_classes(F.linear(hidden, output.weight, output.bias))  # (B[, T], C_max)
+
+    def _pad_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., C_k) logits of one task padded to C_max with :data:`MASKED_LOGIT`."""
+        pad = self.max_classes - logits.shape[-1]
         return F.pad(logits, (0, pad), value=MASKED_LOGIT) if pad else logits
 
     def _per_task(self, hidden: Sequence[torch.Tensor], task_index: torch.Tensor) -> torch.Tensor:
@@ -127,9 +128,7 @@ class TaskHeads(nn.Module):
             rows = (task_index == k).nonzero(as_tuple=True)[0]
             if rows.numel() == 0:
                 continue
-            logits = head(hidden[k][rows])  # (R, C_k) or (R, T, C_k)
-            pad = self.max_classes - head.out_features  # nn.Linear or MLPHead
-            logits = F.pad(logits, (0, pad), value=MASKED_LOGIT) if pad else logits
+            logits = self._pad_classes(head(hidden[k][rows]))  # (R[, T], C_max)
             if output is None:
                 output = logits.new_full((task_index.shape[0], *logits.shape[1:]), MASKED_LOGIT)
             output = output.index_copy(0, rows, logits)
@@ -159,6 +158,14 @@ class MLPHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(torch.relu(self.hidden(x)))
+
+
+def class_mask(tasks: Sequence[TaskSpec]) -> torch.Tensor:
+    """(K, C_max) bool: True where class c is outside task k's label space."""
+    mask = torch.zeros(len(tasks), max(t.num_classes for t in tasks), dtype=torch.bool)
+    for k, t in enumerate(tasks):
+        mask[k, t.num_classes:] = True
+    return mask
 
 
 class SplitLinear(nn.Module):

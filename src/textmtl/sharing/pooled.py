@@ -25,7 +25,7 @@ from ..data.batching import Batch
 from . import SHARING
 from .base import EncoderFactory, TaskSpec
 from .hard import HardSharing
-from .heads import MASKED_LOGIT, TaskHeads
+from .heads import MASKED_LOGIT, TaskHeads, class_mask
 
 
 @SHARING.register("pooled")
@@ -46,10 +46,8 @@ class Pooled(HardSharing):
         widest = max(tasks, key=lambda t: t.num_classes)
         # one head for everybody: the task-specific heads of HardSharing replaced
         self.heads = TaskHeads([widest], self.encoder.output_dim, self.head_hidden)
-        mask = torch.zeros(len(tasks), widest.num_classes, dtype=torch.bool)
-        for k, t in enumerate(tasks):
-            mask[k, t.num_classes:] = True
-        self.register_buffer("class_mask", mask, persistent=False)  # (K, C) True = not the task's
+        # (K, C) True = not the task's class
+        self.register_buffer("class_mask", class_mask(tasks), persistent=False)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         task_index = batch.task_index
