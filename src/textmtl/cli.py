@@ -1,6 +1,7 @@
 """The ``textmtl`` command.
 
     textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]]
+    textmtl pair-gain CONFIG --method LABEL [--alone LABEL] [--tasks T ...] [--resume [RUN_DIR]]
     textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
     textmtl datasets [--data-dir DIR] [--verify] [--download]
@@ -23,15 +24,23 @@ from . import __version__
 from .errors import TextMTLError
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _config_of(args: argparse.Namespace):
+    """The config of ``run`` and ``pair-gain``: the file, its ``--set`` overrides, the output
+    folder and the progress switch of the command line."""
     from .config import load_config
-    from .experiment import run_experiment
 
     config = load_config(args.config, args.set)
     if args.output_dir:
         config.output_dir = args.output_dir
     if args.no_progress:
         config.training.progress = False
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import run_experiment
+
+    config = _config_of(args)
     resume = args.resume
     if resume == LATEST:
         resume = _latest_partial_run(config)
@@ -44,6 +53,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
     print(f"timings (s): {timings}")
     print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _cmd_pair_gain(args: argparse.Namespace) -> int:
+    from .pairwise import pairwise_config, run_pairwise
+
+    config = _config_of(args)
+    resume = args.resume
+    if resume == LATEST:  # the newest incomplete folder of the derived (pair-wise) config
+        resume = _latest_partial_run(pairwise_config(config, args.method, args.alone))
+    result = run_pairwise(config, args.method, alone=args.alone, tasks=args.tasks, metric=args.metric,
+                          data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+                          resume=resume, workers=args.workers)
+    print()
+    print((result.run_dir / "ppg.md").read_text())
+    print(f"total time {result.timings['total_s']:.1f} s; run folder: {result.run_dir}")
     return 0
 
 
@@ -477,21 +502,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"textmtl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def config_options(command: argparse.ArgumentParser) -> None:
+        # what `run` and `pair-gain` share: the config, its overrides, where data and runs go
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="override a config value, e.g. --set training.lr=0.01 (repeatable)")
+        command.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
+        command.add_argument("--output-dir", help="where run folders go (default: the config's output_dir)")
+        command.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        command.add_argument("--workers", type=int, default=1,
+                             help="train this many models at once, one process and torch thread each "
+                                  "(default 1; 2 on a 2-core machine roughly halves a long table)")
+
     run = commands.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="YAML experiment config (see configs/)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set training.lr=0.01 (repeatable)")
-    run.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
-    run.add_argument("--output-dir", help="where run folders go (default: the config's output_dir)")
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--workers", type=int, default=1,
-                     help="train this many (method, seed) runs at once, one process and torch thread each "
-                          "(default 1; 2 on a 2-core machine roughly halves a long table)")
+    config_options(run)
     run.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
                      help="continue this run folder (finished or .partial) of the same config: "
                           "keep its finished (method, seed) runs, train the rest; without a "
                           "folder, the newest incomplete run of the config")
     run.set_defaults(handler=_cmd_run)
+
+    pairs = commands.add_parser(
+        "pair-gain", help="pair-wise performance gain: every pair of tasks trained jointly against each alone")
+    pairs.add_argument("config", help="YAML experiment config: its data, features, training and seeds")
+    pairs.add_argument("--method", required=True,
+                       help="label of the config's joint method entry (e.g. hard: the cheap screen)")
+    pairs.add_argument("--alone", help="label of the separately trained entry for the alone scores "
+                                       "(default: the config's one such entry, else single_task)")
+    pairs.add_argument("--tasks", nargs="+", metavar="TASK", help="the tasks to pair (default: all)")
+    pairs.add_argument("--metric", help="the score of every task (default: each task's default metric)")
+    config_options(pairs)
+    pairs.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
+                       help="continue this pair-wise folder (same config, method and tasks); "
+                            "without a folder, the newest incomplete one")
+    pairs.set_defaults(handler=_cmd_pair_gain)
 
     for command, helptext in (("predict", "predict a task's labels for new texts with a trained model"),
                               ("evaluate", "score a trained model on a labelled file")):

@@ -301,6 +301,20 @@ def _claim_folder(config: ExperimentConfig) -> Path:
     raise ConfigError(f"{root}: could not claim a run folder name for {config.name!r}")
 
 
+def keep_or_remove_interrupted(folder: Path, resumed: bool, log: Callable[[str], None],
+                               command: str) -> None:
+    """After a failure or an interruption: a new folder in which nothing finished is removed
+    (nothing to keep); otherwise it is kept, and ``log`` says how to continue it."""
+    finished = list(folder.glob("**/metrics.json"))
+    if not finished and not resumed:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        log(f"incomplete run kept in {folder} ({len(finished)} finished runs); continue it "
+            f"with: {command} --resume {folder}")
+
+
 def _differences(saved: dict, current: dict, prefix: tuple = ()) -> list[str]:
     keys = sorted(set(saved) | set(current), key=str)
     found = []
@@ -359,14 +373,8 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
     try:
         records, timings = _run_all(config, tasks, folder, log, workers)
     except BaseException:
-        finished = list(folder.glob("**/metrics.json"))
-        if not finished and resume is None:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)  # nothing trained: nothing to keep
-        else:
-            log(f"incomplete run kept in {folder} ({len(finished)} finished runs); continue it "
-                f"with: textmtl run CONFIG --resume {folder}")
+        keep_or_remove_interrupted(folder, resumed=resume is not None, log=log,
+                                   command="textmtl run CONFIG")
         raise
     timings["total_s"] = time.perf_counter() - started
     baseline = next((m.title for m in config.methods if config.method_train_tasks(m) == "separately"), None)
@@ -438,25 +446,34 @@ class _Unit:
         return (self.oriented_task,) if self.oriented_task is not None else self.names
 
 
-def _units(config: ExperimentConfig, data: MultiTaskData, run_dir: Path) -> list[_Unit]:
+def method_units(config: ExperimentConfig, method: MethodConfig, names: tuple[str, ...],
+                 folder: Path, label: str | None = None) -> list[_Unit]:
+    """The trainings of one method over the tasks ``names``, for every seed, under ``folder``.
+
+    One per task (single-task learning: its own early stopping), one per task trained on all
+    of them and selected on it (``oriented``), or one for all (``together``). ``label`` starts
+    each training's progress lines (default: the method's title).
+    """
+    mode = config.method_train_tasks(method)
+    label = label or method.title
     units = []
-    for method in config.methods:
-        mode = config.method_train_tasks(method)
-        for seed in config.seeds:
-            # one run per task (single-task learning: its own early stopping; oriented: every
-            # task, selected on one), or one for all
-            if mode == "separately":
-                units += [_Unit(method, seed, (name,), run_dir / method.title / f"seed-{seed}" / name,
-                                f"{method.title} {name} seed {seed}") for name in data.task_names]
-            elif mode == "oriented":
-                units += [_Unit(method, seed, tuple(data.task_names),
-                                run_dir / method.title / f"seed-{seed}" / name,
-                                f"{method.title} oriented on {name} seed {seed}", oriented_task=name)
-                          for name in data.task_names]
-            else:
-                units.append(_Unit(method, seed, tuple(data.task_names), run_dir / method.title / f"seed-{seed}",
-                                   f"{method.title} seed {seed}"))
+    for seed in config.seeds:
+        if mode == "separately":
+            units += [_Unit(method, seed, (name,), folder / f"seed-{seed}" / name,
+                            f"{label} {name} seed {seed}") for name in names]
+        elif mode == "oriented":
+            units += [_Unit(method, seed, tuple(names), folder / f"seed-{seed}" / name,
+                            f"{label} oriented on {name} seed {seed}", oriented_task=name)
+                      for name in names]
+        else:
+            units.append(_Unit(method, seed, tuple(names), folder / f"seed-{seed}",
+                               f"{label} seed {seed}"))
     return units
+
+
+def _units(config: ExperimentConfig, data: MultiTaskData, run_dir: Path) -> list[_Unit]:
+    return [unit for method in config.methods
+            for unit in method_units(config, method, tuple(data.task_names), run_dir / method.title)]
 
 
 def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTaskData]],
@@ -475,31 +492,35 @@ def _train_unit_in_worker(unit: _Unit, shared: tuple[ExperimentConfig, dict[str,
     return _train_unit(unit, shared, lambda line: print(line, flush=True))
 
 
-def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
-             workers: int = 1) -> tuple[list[Record], dict]:
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    datas: dict[str, MultiTaskData] = {}  # one featurized copy per input kind and options
+def featurize_all(config: ExperimentConfig, tasks: list[Task], log) -> dict[str, MultiTaskData]:
+    """One featurized copy of the tasks per input kind and options the methods need; every
+    method is built once (seed 0) so that a constructor error (a task level the encoder cannot
+    serve, a bad stage index) does not wait for the earlier methods' training."""
+    datas: dict[str, MultiTaskData] = {}
     for method in config.methods:
         key = data_key(config, method)
         if key not in datas:
             datas[key] = featurize(config, tasks, method)
             log(f"{config.name}: {len(tasks)} tasks, {datas[key].spec.kind} input of size "
                 f"{datas[key].spec.size}")
-    timings["featurize_s"] = time.perf_counter() - t0
-    data = next(iter(datas.values()))
-    # build every method once before training any: a constructor error (a task level the
-    # encoder cannot serve, a bad stage index) must not wait for the earlier methods' training
     for method in config.methods:
         build_model(method, config.method_encoder(method), datas[data_key(config, method)], seed=0)
-    units = _units(config, data, run_dir)
+    return datas
+
+
+def train_units(config: ExperimentConfig, datas: dict[str, MultiTaskData], units: list[_Unit],
+                log, workers: int = 1) -> dict[str, tuple[list[float], float]]:
+    """Train the units that have no finished folder yet; each writes its folder as it ends.
+
+    Returns, per method title, the seconds per epoch of each unit trained now and their wall
+    seconds summed (over workers when they run side by side).
+    """
     pending = [u for u in units if _finished(u.folder) is None]
-    epoch_times: dict[str, list[float]] = {}
-    seconds: dict[str, float] = {}
+    trained: dict[str, tuple[list[float], float]] = {}
 
     def finished(unit: _Unit, result: tuple[float, float]) -> None:
-        epoch_times.setdefault(unit.method.title, []).append(result[0])
-        seconds[unit.method.title] = seconds.get(unit.method.title, 0.0) + result[1]
+        per_epoch, seconds = trained.get(unit.method.title, ([], 0.0))
+        trained[unit.method.title] = (per_epoch + [result[0]], seconds + result[1])
 
     if workers > 1 and len(pending) > 1:
         # independent trainings in a pool of one-thread processes; each writes its own folder as
@@ -513,6 +534,17 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
     else:
         for unit in pending:
             finished(unit, _train_unit(unit, (config, datas), log))
+    return trained
+
+
+def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
+             workers: int = 1) -> tuple[list[Record], dict]:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    datas = featurize_all(config, tasks, log)
+    timings["featurize_s"] = time.perf_counter() - t0
+    units = _units(config, next(iter(datas.values())), run_dir)
+    trained = train_units(config, datas, units, log, workers)
     records: list[Record] = []
     for method in config.methods:
         for seed in config.seeds:
@@ -522,9 +554,10 @@ def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
                       if r.method == method.title and r.seed == seed and r.task == t.name]
             log(f"  {method.title} seed {seed}: mean test score {np.mean(scores) * 100:.2f}")
         # training seconds of the units trained now (summed over workers when they run side by side)
-        timings[f"{method.title}_s"] = seconds.get(method.title, 0.0)
-        if method.title in epoch_times:
-            timings[f"{method.title}_s_per_epoch"] = float(np.sum(epoch_times[method.title]) / len(config.seeds))
+        per_epoch, seconds = trained.get(method.title, ([], 0.0))
+        timings[f"{method.title}_s"] = seconds
+        if per_epoch:
+            timings[f"{method.title}_s_per_epoch"] = float(np.sum(per_epoch) / len(config.seeds))
     if config.baselines:
         t0 = time.perf_counter()
         classification = [t for t in tasks if t.kind == "classification"]
