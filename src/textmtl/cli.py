@@ -188,7 +188,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from .model import load
 
-    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device)
+    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device,
+                 data_dir=args.data_dir)
     _, info = model._task(args.task)  # unknown task: a one-line error listing the model's tasks
     texts, _ = _read_inputs(args.input, info["kind"], args.text_column, None)
     predictions = model.predict(args.task, texts)
@@ -209,7 +210,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .model import load
 
-    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device)
+    model = load(args.run_dir, method=args.method, seed=args.seed, task=args.task, device=args.device,
+                 data_dir=args.data_dir)
     k, info = model._task(args.task)
     texts, labels = _read_inputs(args.file, info["kind"], args.text_column, args.label_column)
     metrics = model.evaluate(args.task, texts, labels)
@@ -554,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--label-column", default="label", help="column / key of the label (default label)")
         sub.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+        sub.add_argument("--data-dir", help="the run's datasets, for methods that score texts beside its "
+                                            "training texts (default: $TEXTMTL_DATA_DIR, cache)")
         sub.set_defaults(handler=_cmd_predict if command == "predict" else _cmd_evaluate)
 
     datasets = commands.add_parser("datasets", help="list datasets: where found, split sizes, labels")

@@ -8,6 +8,7 @@ method, the seed (and for single-task runs the task) choose one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ class TrainedModel:
         method: the sharing method's config.
     """
 
-    def __init__(self, folder: Path, device: str = "auto") -> None:
+    def __init__(self, folder: Path, device: str = "auto", data_dir: str | None = None) -> None:
         from . import __version__
         from .config import METHOD_ENTRY_KEYS
         from .data.features import FEATURIZERS
@@ -111,6 +112,10 @@ class TrainedModel:
         from .training.runtime import resolve_device
 
         self.folder = folder
+        #: where the run's datasets are, for methods that score texts beside training texts
+        #: (None: $TEXTMTL_DATA_DIR, the cache)
+        self.data_dir = data_dir
+        self._companions = None
         try:
             info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
             features = json.loads((folder / "featurizer.json").read_text(encoding="utf-8"))
@@ -153,14 +158,12 @@ class TrainedModel:
         from .data.batching import Batch
 
         k, info = self._task(task)
-        if self.model.rows_interact:
-            raise ConfigError(f"{self.folder}: method {self.method['name']!r} scores rows inside "
-                              "collections of every task; predicting one task's texts alone is "
-                              "not defined for it")
         tagging = info["kind"] == "tagging"
         texts = [t.split() if tagging and isinstance(t, str) else t for t in texts]
         if not texts:
             return []
+        if self.model.rows_interact:
+            return self._logits_beside_companions(k, texts, batch_size)
         table = self.featurizer.transform(list(texts))
         level = "token" if tagging else "sequence"
         out: list[torch.Tensor] = []
@@ -176,6 +179,84 @@ class TrainedModel:
             else:
                 out += list(logits)
         return out
+
+    def _logits_beside_companions(self, k: int, texts: list, batch_size: int) -> list[torch.Tensor]:
+        """Logits of texts of task ``k`` for a method whose rows interact (Zhang et al.'s
+        collections): each text is scored as evaluation scores a test row, beside companion
+        training texts of the other tasks drawn by the method's own rule (the row's position
+        and the tasks, never the batch), the mean of its draws' class probabilities, as
+        log-probabilities. The companions are the training rows of the run, read again from
+        its config and datasets, so ``evaluate`` on a run's test split reproduces its
+        ``metrics.json``."""
+        from .data.batching import MultiTaskData
+        from .data.tasks import Split
+        from .training.evaluation import average_repeated_rows
+
+        companions = self._companion_data()
+        task = companions.tasks[k]
+        dummy = [[0] * len(t) for t in texts] if task.kind == "tagging" else [0] * len(texts)
+        tasks = list(companions.tasks)
+        tasks[k] = dataclasses.replace(task, test=Split(list(texts), dummy))
+        rows = [np.arange(len(texts)) if j == k else np.empty(0, dtype=np.int64)
+                for j in range(len(tasks))]
+        data = MultiTaskData(tasks, {"train": companions.tables["train"],
+                                     "test": self.featurizer.transform(list(texts))},
+                             {"train": companions.rows["train"], "test": rows},
+                             companions.spec, self.featurizer)
+        sizes = [len(r) for r in rows]
+        classes = len(self.tasks[k]["labels"])
+        out: dict[int, torch.Tensor] = {}
+        for chunk in self.model.evaluation_plan(sizes, batch_size, train_sizes=data.train_sizes()):
+            splits = None
+            if chunk.companion_split is not None:
+                splits = ["test"] + [chunk.companion_split] * (len(chunk.draws) - 1)
+            batch = data.batch("test", chunk.draws, collections=chunk.collections, splits=splits)
+            logits = self.model(batch.to(self.device)).cpu()
+            scored = len(chunk.draws[0][1])
+            logits, _, positions = average_repeated_rows(
+                logits[:scored], batch.labels[:scored], np.asarray(chunk.draws[0][1]))
+            for row, position in enumerate(positions):
+                out[int(position)] = logits[row, ..., :classes]
+        if task.kind != "tagging":
+            return [out[i] for i in range(len(texts))]
+        lengths = data.tables["test"].gather(np.arange(len(texts))).lengths.tolist()
+        return [out[i][: lengths[i]] for i in range(len(texts))]
+
+    def _companion_data(self):
+        """The model's tasks' training rows, featurized by its featurizer (read once)."""
+        if self._companions is not None:
+            return self._companions
+        import yaml
+
+        from .config import parse_config
+        from .data.batching import MultiTaskData
+        from .experiment import load_experiment_tasks
+
+        # the run's config.yaml sits above the model folder: <run>/<method>/[<pair>/]seed-<n>[/<task>]
+        found = next((p / "config.yaml" for p in list(self.folder.parents)[:4]
+                      if (p / "config.yaml").is_file()), None)
+        if found is None:
+            raise ConfigError(f"{self.folder}: method {self.method['name']!r} scores a text beside "
+                              "training texts of the other tasks; expected the run's config.yaml in "
+                              "a folder above the model (it names the datasets), found none")
+        try:
+            config = parse_config(yaml.safe_load(found.read_text(encoding="utf-8")), str(found))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{found}: unreadable ({error})") from None
+        loaded = {t.name: t for t in load_experiment_tasks(config, self.data_dir, lambda line: None)}
+        missing = [name for name in self.task_names if name not in loaded]
+        if missing:
+            raise ConfigError(f"{found}: its data yields no task {missing[0]!r}, which the model "
+                              f"{self.folder} was trained on")
+        tasks = [loaded[name] for name in self.task_names]
+        texts = [t for task in tasks for t in task.train.texts]
+        rows, start = [], 0
+        for task in tasks:
+            rows.append(np.arange(start, start + len(task.train.texts)))
+            start += len(task.train.texts)
+        self._companions = MultiTaskData(tasks, {"train": self.featurizer.transform(texts)},
+                                         {"train": rows}, self.featurizer.spec(), self.featurizer)
+        return self._companions
 
     def predict(self, task: str, texts: Sequence) -> list[Prediction]:
         """Label and class probabilities of each text (tagging: of each token; a text is a
@@ -235,7 +316,7 @@ class TrainedModel:
 
 
 def load(run_dir: str | Path, method: str | None = None, seed: int | None = None,
-         task: str | None = None, device: str = "auto") -> TrainedModel:
+         task: str | None = None, device: str = "auto", data_dir: str | None = None) -> TrainedModel:
     """Read a trained model from a run folder.
 
     Args:
@@ -245,7 +326,9 @@ def load(run_dir: str | Path, method: str | None = None, seed: int | None = None
         seed: the seed.
         task: for single-task runs, the task whose model is wanted.
         device: "auto", "cpu" or "cuda[:N]".
+        data_dir: the datasets' folder, read only by methods whose rows interact (their texts
+            are scored beside the run's training texts); default: ``$TEXTMTL_DATA_DIR``, the cache.
     Returns:
         The model, ready to ``predict(task, texts)``.
     """
-    return TrainedModel(find_model(run_dir, method, seed, task), device)
+    return TrainedModel(find_model(run_dir, method, seed, task), device, data_dir)

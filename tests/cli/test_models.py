@@ -184,3 +184,39 @@ def test_predict_and_evaluate_commands(workdir, capsys):
     model_json.write_text(json.dumps({**info, "format": 99}))
     assert main(["predict", str(result.run_dir), "--task", "alpha", "new.txt"]) == 2
     assert "model format 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("train_tasks", ["oriented", "together"])
+def test_models_whose_rows_interact_predict_beside_the_runs_training_texts(workdir, train_tasks):
+    """Zhang et al.'s model scores a text inside collections of every task: the saved model
+    draws the companions from the run's training rows (read again through its config.yaml) by
+    the rule evaluation used, so it scores the test split exactly as metrics.json says."""
+    from textmtl.data.corpora.user_files import load_user_files
+
+    method = {"name": "generalized_recurrent", "embedding_dim": 8, "hidden_dim": 4, "coupling": True,
+              "global_fusion": True, "train_tasks": train_tasks,
+              "sampler": {"name": "task_oriented", "upsampling_coefficient": 1}}
+    result = run_experiment(config_for("bilstm", [method], epochs=2), log=lambda line: None)
+    for task, file in (("alpha", "a.csv"), ("beta", "b.csv")):
+        folder = result.run_dir / "generalized_recurrent" / "seed-1"
+        model = textmtl.load(folder / task if train_tasks == "oriented" else folder)
+        metrics = json.loads((model.folder / "metrics.json").read_text())
+        (loaded,) = load_user_files(workdir, path=file, name=task, dev_fraction=0.25, test_fraction=0.25)
+        for split in ("dev", "test"):
+            part = loaded.split(split)
+            scored = model.evaluate(task, part.texts, [loaded.labels[y] for y in part.labels])
+            assert scored["accuracy"] == metrics[split][task]["accuracy"], (task, split)
+            # the same companions, not merely the same argmax: the probabilities give the loss
+            predicted = model.predict(task, part.texts)
+            loss = -np.mean([np.log(p.probabilities[loaded.labels[y]]) for p, y in zip(predicted, part.labels)])
+            assert loss == pytest.approx(metrics[split][task]["loss"], rel=1e-5), (task, split)
+        # a text's prediction depends on its position in the input, never on the others there
+        first = model.predict(task, part.texts[:3])
+        again = model.predict(task, part.texts[:2])
+        for a, b in zip(again, first):
+            assert a.probabilities == pytest.approx(b.probabilities)
+        assert sum(first[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    (result.run_dir / "config.yaml").unlink()
+    orphan = textmtl.load(folder / "alpha" if train_tasks == "oriented" else folder)
+    with pytest.raises(ConfigError, match="expected the run's config.yaml in a folder above the model"):
+        orphan.predict("alpha", ["great w1 ."])
