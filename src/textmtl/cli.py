@@ -1,6 +1,6 @@
 """The ``textmtl`` command.
 
-    textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]]
+    textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]] [--scheduler ADDRESS]
     textmtl pair-gain CONFIG --method LABEL [--alone LABEL] [--tasks T ...] [--resume [RUN_DIR]]
     textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
@@ -15,6 +15,7 @@ User errors (bad config, bad data) print one line on stderr and exit with status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -37,6 +38,26 @@ def _config_of(args: argparse.Namespace):
     return config
 
 
+@contextlib.contextmanager
+def _executor_of(args: argparse.Namespace):
+    """The Dask cluster of ``--scheduler`` (closed afterwards), else None: local processes."""
+    if not args.scheduler:
+        yield None
+        return
+    from .errors import ConfigError
+    from .meta.run import check_scheduler
+    from .sweep import DaskExecutor
+
+    if args.workers != 1:
+        raise ConfigError("--workers and --scheduler exclude each other: the cluster's workers train "
+                          "the models (start the cluster with as many as you want)")
+    executor = DaskExecutor(check_scheduler(args.scheduler))
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
@@ -46,8 +67,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume = _latest_partial_run(config)
     if not resume:
         _mention_partial_runs(config)
-    result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
-                            resume=resume, workers=args.workers)
+    with _executor_of(args) as executor:
+        result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+                                resume=resume, workers=args.workers, executor=executor)
     print()
     print(result.table.markdown())
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
@@ -63,9 +85,10 @@ def _cmd_pair_gain(args: argparse.Namespace) -> int:
     resume = args.resume
     if resume == LATEST:  # the newest incomplete folder of the derived (pair-wise) config
         resume = _latest_partial_run(pairwise_config(config, args.method, args.alone))
-    result = run_pairwise(config, args.method, alone=args.alone, tasks=args.tasks, metric=args.metric,
-                          data_dir=args.data_dir, log=lambda line: print(line, flush=True),
-                          resume=resume, workers=args.workers)
+    with _executor_of(args) as executor:
+        result = run_pairwise(config, args.method, alone=args.alone, tasks=args.tasks, metric=args.metric,
+                              data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+                              resume=resume, workers=args.workers, executor=executor)
     print()
     print((result.run_dir / "ppg.md").read_text())
     print(f"total time {result.timings['total_s']:.1f} s; run folder: {result.run_dir}")
@@ -514,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--workers", type=int, default=1,
                              help="train this many models at once, one process and torch thread each "
                                   "(default 1; 2 on a 2-core machine roughly halves a long table)")
+        command.add_argument("--scheduler", metavar="ADDRESS",
+                             help="train the models on this Dask cluster (tcp://host:8786; extra "
+                                  "textmtl[dask]); the run folder is written here, as a local run's")
 
     run = commands.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="YAML experiment config (see configs/)")

@@ -26,6 +26,7 @@ suffix when everything is done; an interrupted or failed run keeps its ``.partia
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -347,7 +348,7 @@ def _open_resumed(folder: Path, config: ExperimentConfig) -> Path:
 
 def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
                    log: Callable[[str], None] = print, resume: str | Path | None = None,
-                   workers: int = 1) -> ExperimentResult:
+                   workers: int = 1, executor=None) -> ExperimentResult:
     """Train every method for every seed, run the baselines and write the table.
 
     Args:
@@ -358,6 +359,8 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
             (method, seed) runs are kept and the others trained.
         workers: train this many (method, seed) units at once, each in its own one-thread
             process (1: one after the other, in this process). Results do not depend on it.
+        executor: a :class:`~textmtl.sweep.DaskExecutor`: train the units on its cluster
+            (``workers`` is then not used); the run folder and table are a local run's.
     Returns:
         The run folder, the table and the records.
     """
@@ -371,7 +374,7 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         folder = _claim_folder(config)
         (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     try:
-        records, timings = _run_all(config, tasks, folder, log, workers)
+        records, timings = _run_all(config, tasks, folder, log, workers, executor)
     except BaseException:
         keep_or_remove_interrupted(folder, resumed=resume is not None, log=log,
                                    command="textmtl run CONFIG")
@@ -492,6 +495,31 @@ def _train_unit_in_worker(unit: _Unit, shared: tuple[ExperimentConfig, dict[str,
     return _train_unit(unit, shared, lambda line: print(line, flush=True))
 
 
+def _train_unit_remotely(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTaskData]]
+                         ) -> tuple[float, float, dict[str, bytes]]:
+    """Train one unit on a cluster worker, which need not see this machine's disk: the model
+    folder is written to a temporary folder there and its files come back as bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="textmtl-unit-") as scratch:
+        local = Path(scratch) / "model"
+        per_epoch, seconds = _train_unit(dataclasses.replace(unit, folder=local), shared,
+                                         lambda line: print(line, flush=True))
+        files = {str(p.relative_to(local)): p.read_bytes() for p in sorted(local.rglob("*")) if p.is_file()}
+    return per_epoch, seconds, files
+
+
+def _write_returned_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """A model folder from a remote training: every file atomically, ``metrics.json`` (what
+    marks the run finished) last."""
+    for name in sorted(files, key=lambda n: n == "metrics.json"):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(files[name])
+        temporary.replace(path)
+
+
 def featurize_all(config: ExperimentConfig, tasks: list[Task], log) -> dict[str, MultiTaskData]:
     """One featurized copy of the tasks per input kind and options the methods need; every
     method is built once (seed 0) so that a constructor error (a task level the encoder cannot
@@ -509,11 +537,13 @@ def featurize_all(config: ExperimentConfig, tasks: list[Task], log) -> dict[str,
 
 
 def train_units(config: ExperimentConfig, datas: dict[str, MultiTaskData], units: list[_Unit],
-                log, workers: int = 1) -> dict[str, tuple[list[float], float]]:
+                log, workers: int = 1, executor=None) -> dict[str, tuple[list[float], float]]:
     """Train the units that have no finished folder yet; each writes its folder as it ends.
 
-    Returns, per method title, the seconds per epoch of each unit trained now and their wall
-    seconds summed (over workers when they run side by side).
+    ``executor`` (a :class:`~textmtl.sweep.DaskExecutor`): train them on its cluster instead,
+    each model folder sent back and written here as its training ends. Returns, per method
+    title, the seconds per epoch of each unit trained now and their wall seconds summed (over
+    workers when they run side by side).
     """
     pending = [u for u in units if _finished(u.folder) is None]
     trained: dict[str, tuple[list[float], float]] = {}
@@ -522,7 +552,13 @@ def train_units(config: ExperimentConfig, datas: dict[str, MultiTaskData], units
         per_epoch, seconds = trained.get(unit.method.title, ([], 0.0))
         trained[unit.method.title] = (per_epoch + [result[0]], seconds + result[1])
 
-    if workers > 1 and len(pending) > 1:
+    if executor is not None and pending:
+        log(f"  {len(pending)} training(s) on {executor.describe()}")
+        for unit, (per_epoch, seconds, files) in executor.map(_train_unit_remotely, pending, (config, datas)):
+            _write_returned_folder(unit.folder, files)
+            finished(unit, (per_epoch, seconds))
+            log(f"  finished {unit.label} ({seconds:.0f} s)")
+    elif workers > 1 and len(pending) > 1:
         # independent trainings in a pool of one-thread processes; each writes its own folder as
         # it finishes, so an interrupted run keeps them and --resume trains the rest
         from .sweep import LocalExecutor
@@ -538,13 +574,13 @@ def train_units(config: ExperimentConfig, datas: dict[str, MultiTaskData], units
 
 
 def _run_all(config: ExperimentConfig, tasks: list[Task], run_dir: Path, log,
-             workers: int = 1) -> tuple[list[Record], dict]:
+             workers: int = 1, executor=None) -> tuple[list[Record], dict]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     datas = featurize_all(config, tasks, log)
     timings["featurize_s"] = time.perf_counter() - t0
     units = _units(config, next(iter(datas.values())), run_dir)
-    trained = train_units(config, datas, units, log, workers)
+    trained = train_units(config, datas, units, log, workers, executor)
     records: list[Record] = []
     for method in config.methods:
         for seed in config.seeds:

@@ -140,7 +140,7 @@ def pairwise_config(config: ExperimentConfig, method: str, alone: str | None = N
 def run_pairwise(config: ExperimentConfig, method: str, alone: str | None = None,
                  tasks: list[str] | None = None, metric: str | None = None,
                  data_dir: str | None = None, log: Callable[[str], None] = print,
-                 resume: str | Path | None = None, workers: int = 1) -> PairwiseResult:
+                 resume: str | Path | None = None, workers: int = 1, executor=None) -> PairwiseResult:
     """Train each task alone and every pair of tasks jointly; write the PPG matrix.
 
     Args:
@@ -149,7 +149,7 @@ def run_pairwise(config: ExperimentConfig, method: str, alone: str | None = None
         alone: the label of the separately trained entry (see :func:`pairwise_config`).
         tasks: the tasks to pair (default: every task the config's data yields), at least two.
         metric: the score of every task (default: each task's default metric).
-        data_dir, log, resume, workers: as for :func:`textmtl.experiment.run_experiment`
+        data_dir, log, resume, workers, executor: as for :func:`textmtl.experiment.run_experiment`
             (``resume`` takes a folder this function wrote for the same config and tasks).
     Returns:
         The run folder, the task order, each pair's scores and the timings.
@@ -201,7 +201,7 @@ def run_pairwise(config: ExperimentConfig, method: str, alone: str | None = None
         units = alone_units + [u for group in pair_units.values() for u in group]
         log(f"{derived.name}: {len(names)} tasks alone and {len(pair_units)} pairs, "
             f"{len(derived.seeds)} seed(s): {len(units)} trainings")
-        trained = train_units(derived, datas, units, log, workers)
+        trained = train_units(derived, datas, units, log, workers, executor)
     except BaseException:
         keep_or_remove_interrupted(folder, resumed=resume is not None, log=log,
                                    command=f"textmtl pair-gain CONFIG --method {method}")
