@@ -1,6 +1,7 @@
 """The ``textmtl`` command.
 
     textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]] [--scheduler ADDRESS]
+    textmtl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--resume [SWEEP_DIR]]
     textmtl pair-gain CONFIG --method LABEL [--alone LABEL] [--tasks T ...] [--resume [RUN_DIR]]
     textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
@@ -93,6 +94,39 @@ def _cmd_pair_gain(args: argparse.Namespace) -> int:
     print((result.run_dir / "ppg.md").read_text())
     print(f"total time {result.timings['total_s']:.1f} s; run folder: {result.run_dir}")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .override_grid import run_sweep
+
+    resume = args.resume
+    if resume == LATEST:
+        resume = _latest_partial_sweep(args)
+    with _executor_of(args) as executor:
+        result = run_sweep(args.config, args.grid, overrides=args.set, output_dir=args.output_dir,
+                           data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+                           resume=resume, workers=args.workers, executor=executor, metric=args.metric,
+                           progress=not args.no_progress)
+    print()
+    print((result.folder / "summary.md").read_text())
+    print(f"sweep folder: {result.folder}")
+    return 0
+
+
+def _latest_partial_sweep(args: argparse.Namespace):
+    from pathlib import Path
+
+    from .config import load_config
+    from .errors import ConfigError
+
+    config = load_config(args.config, args.set)
+    root = Path(args.output_dir or config.output_dir)
+    stale = sorted(root.glob(f"{config.name}-sweep-*.partial"))
+    if not stale:
+        raise ConfigError(f"--resume: no incomplete sweep of {config.name!r} in {root}; expected a "
+                          f"{config.name}-sweep-<time>.partial folder (or give the folder)")
+    print(f"resuming {stale[-1]}", file=sys.stderr)
+    return stale[-1]
 
 
 #: ``--resume`` without a folder: the newest incomplete run of the config
@@ -527,8 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"textmtl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def config_options(command: argparse.ArgumentParser) -> None:
-        # what `run` and `pair-gain` share: the config, its overrides, where data and runs go
+    def config_options(command: argparse.ArgumentParser, resume_help: str, metric: bool = False) -> None:
+        # what `run`, `sweep` and `pair-gain` share: the config's overrides, where data and runs
+        # go, where the trainings run, how to resume (and the score of a summary)
+        command.add_argument("--resume", metavar="FOLDER", nargs="?", const=LATEST, help=resume_help)
+        if metric:
+            command.add_argument("--metric", help="the score of every task (default: each task's default metric)")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                              help="override a config value, e.g. --set training.lr=0.01 (repeatable)")
         command.add_argument("--data-dir", help="dataset folder (default: $TEXTMTL_DATA_DIR, cache, download)")
@@ -543,12 +581,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="YAML experiment config (see configs/)")
-    config_options(run)
-    run.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
-                     help="continue this run folder (finished or .partial) of the same config: "
-                          "keep its finished (method, seed) runs, train the rest; without a "
-                          "folder, the newest incomplete run of the config")
+    config_options(run, "continue this run folder (finished or .partial) of the same config: "
+                        "keep its finished (method, seed) runs, train the rest; without a "
+                        "folder, the newest incomplete run of the config")
     run.set_defaults(handler=_cmd_run)
+
+    sweep = commands.add_parser("sweep", help="run every cell of a grid of config overrides, one summary table")
+    sweep.add_argument("config", help="YAML experiment config (see configs/)")
+    sweep.add_argument("--grid", action="append", default=[], required=True, metavar="KEY=V1,V2",
+                       help="a config key and its values, YAML each (e.g. training.lr=0.001,0.01 or "
+                            "methods=[hard],[cross_stitch]); repeat for more keys: every combination is a cell")
+    config_options(sweep, "continue this sweep folder (same config, --set and --grid): finished cells "
+                          "are kept; without a folder, the newest incomplete sweep of the config", metric=True)
+    sweep.set_defaults(handler=_cmd_sweep)
 
     pairs = commands.add_parser(
         "pair-gain", help="pair-wise performance gain: every pair of tasks trained jointly against each alone")
@@ -558,11 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--alone", help="label of the separately trained entry for the alone scores "
                                        "(default: the config's one such entry, else single_task)")
     pairs.add_argument("--tasks", nargs="+", metavar="TASK", help="the tasks to pair (default: all)")
-    pairs.add_argument("--metric", help="the score of every task (default: each task's default metric)")
-    config_options(pairs)
-    pairs.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=LATEST,
-                       help="continue this pair-wise folder (same config, method and tasks); "
-                            "without a folder, the newest incomplete one")
+    config_options(pairs, "continue this pair-wise folder (same config, method and tasks); without a "
+                          "folder, the newest incomplete one", metric=True)
     pairs.set_defaults(handler=_cmd_pair_gain)
 
     for command, helptext in (("predict", "predict a task's labels for new texts with a trained model"),

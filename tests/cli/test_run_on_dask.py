@@ -66,3 +66,25 @@ def test_the_command_line_takes_a_scheduler(workdir, cluster, capsys):  # noqa: 
     assert "--workers and --scheduler exclude each other" in capsys.readouterr().err
     assert main(["run", "tiny.yaml", "--scheduler", "nowhere"]) == 2
     assert "--scheduler expects a Dask scheduler address" in capsys.readouterr().err
+
+
+def test_a_sweep_on_the_cluster_gives_the_local_summary(workdir, cluster):  # noqa: F811
+    import yaml
+
+    from textmtl.override_grid import run_sweep
+    from textmtl.sweep import DaskExecutor
+
+    config = config_for("mlp", ["hard"], seeds=(1, 2)).to_dict()
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    grid = ["training.lr=0.01,0.05", "methods=[hard],[single_task]"]
+    local = run_sweep(workdir / "tiny.yaml", grid, output_dir="local", log=lambda line: None)
+    executor = DaskExecutor(cluster.scheduler_address)
+    try:
+        remote = run_sweep(workdir / "tiny.yaml", grid, output_dir="remote", log=lambda line: None,
+                           executor=executor)
+    finally:
+        executor.close()
+    assert len(remote.rows) == len(local.rows) == 4
+    for ours, theirs in zip(remote.rows, local.rows):
+        assert {k: v for k, v in ours.items() if k != "run"} == pytest.approx(
+            {k: v for k, v in theirs.items() if k != "run"})
