@@ -3,6 +3,7 @@
     textmtl run CONFIG [--set key=value ...] [--data-dir DIR] [--resume [RUN_DIR]] [--scheduler ADDRESS]
     textmtl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--resume [SWEEP_DIR]]
     textmtl pair-gain CONFIG --method LABEL [--alone LABEL] [--tasks T ...] [--resume [RUN_DIR]]
+    textmtl plot RUN_DIR [--out DIR]
     textmtl predict RUN_DIR --task TASK INPUT [--output FILE] [--method M] [--seed N]
     textmtl evaluate RUN_DIR --task TASK FILE [--method M] [--seed N]
     textmtl datasets [--data-dir DIR] [--verify] [--download]
@@ -36,6 +37,8 @@ def _config_of(args: argparse.Namespace):
         config.output_dir = args.output_dir
     if args.no_progress:
         config.training.progress = False
+    if args.tensorboard:
+        config.training.tensorboard = args.tensorboard
     return config
 
 
@@ -106,7 +109,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         result = run_sweep(args.config, args.grid, overrides=args.set, output_dir=args.output_dir,
                            data_dir=args.data_dir, log=lambda line: print(line, flush=True),
                            resume=resume, workers=args.workers, executor=executor, metric=args.metric,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, tensorboard=args.tensorboard)
     print()
     print((result.folder / "summary.md").read_text())
     print(f"sweep folder: {result.folder}")
@@ -127,6 +130,14 @@ def _latest_partial_sweep(args: argparse.Namespace):
                           f"{config.name}-sweep-<time>.partial folder (or give the folder)")
     print(f"resuming {stale[-1]}", file=sys.stderr)
     return stale[-1]
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .report.curves import plot_run
+
+    for path in plot_run(args.run_dir, args.out):
+        print(path)
+    return 0
 
 
 #: ``--resume`` without a folder: the newest incomplete run of the config
@@ -575,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--workers", type=int, default=1,
                              help="train this many models at once, one process and torch thread each "
                                   "(default 1; 2 on a 2-core machine roughly halves a long table)")
+        command.add_argument("--tensorboard", metavar="DIR",
+                             help="also write every training's per-epoch curves as TensorBoard event "
+                                  "files under DIR (extra textmtl[tracking])")
         command.add_argument("--scheduler", metavar="ADDRESS",
                              help="train the models on this Dask cluster (tcp://host:8786; extra "
                                   "textmtl[dask]); the run folder is written here, as a local run's")
@@ -627,6 +641,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--data-dir", help="the run's datasets, for methods that score texts beside its "
                                             "training texts (default: $TEXTMTL_DATA_DIR, cache)")
         sub.set_defaults(handler=_cmd_predict if command == "predict" else _cmd_evaluate)
+
+    plot = commands.add_parser("plot", help="draw the learning curves of every method and task of a run (PNG)")
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (textmtl run, a sweep cell's run, pair-gain)")
+    plot.add_argument("--out", metavar="DIR", help="where the PNGs go (default: RUN_DIR/plots)")
+    plot.set_defaults(handler=_cmd_plot)
 
     datasets = commands.add_parser("datasets", help="list datasets: where found, split sizes, labels")
     datasets.add_argument("--data-dir", help="dataset folder")

@@ -64,7 +64,7 @@ MODEL_FORMAT = 1
 PARTIAL = ".partial"
 #: settings that may differ between a run and its resumption (they do not change results)
 RESUMABLE_CHANGES = {("training", "progress"), ("training", "device"), ("training", "threads"),
-                     ("output_dir",)}
+                     ("training", "tensorboard"), ("output_dir",)}
 
 
 @dataclass
@@ -191,9 +191,18 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
     elif training.select_on != "average" and training.select_on not in data.task_names:
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
-    result = train(model, weighting, sampler, data, training, seed, description,
-                   bucketed_stream_order(data, training.batch_size), method.loss_weights,
-                   log=None if training.progress else log)
+    writer = None
+    if training.tensorboard:
+        from .report.tensorboard import EpochWriter, run_folder
+
+        writer = EpochWriter(run_folder(training.tensorboard, config.name, description))
+    try:
+        result = train(model, weighting, sampler, data, training, seed, description,
+                       bucketed_stream_order(data, training.batch_size), method.loss_weights,
+                       log=None if training.progress else log, on_epoch=writer)
+    finally:
+        if writer is not None:
+            writer.close()
     return model, result
 
 
@@ -367,6 +376,10 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     started = time.perf_counter()
+    if config.training.tensorboard:
+        from .report.tensorboard import check_available
+
+        check_available()  # one line now, not in every worker after the data is read
     tasks = load_experiment_tasks(config, data_dir, log)
     if resume is not None:
         folder = _open_resumed(Path(resume), config)

@@ -111,7 +111,7 @@ def run_sweep(config_path: str | Path, grid_args: list[str], overrides: list[str
               output_dir: str | None = None, data_dir: str | None = None,
               log: Callable[[str], None] = print, resume: str | Path | None = None,
               workers: int = 1, executor=None, metric: str | None = None,
-              progress: bool = True) -> SweepResult:
+              progress: bool = True, tensorboard: str | None = None) -> SweepResult:
     """Run every cell of the grid and write the summary table.
 
     Args:
@@ -123,6 +123,8 @@ def run_sweep(config_path: str | Path, grid_args: list[str], overrides: list[str
         resume: a sweep folder of the same config, overrides and grid.
         metric: the score of every task (default: each task's default metric).
         progress: progress bars of the trainings.
+        tensorboard: a folder for every training's TensorBoard event files (see
+            ``training.tensorboard``).
     Returns:
         The sweep folder and the summary rows.
     """
@@ -157,6 +159,8 @@ def run_sweep(config_path: str | Path, grid_args: list[str], overrides: list[str
     for config in configs:
         config.output_dir = str(folder)
         config.training.progress = progress and config.training.progress
+        if tensorboard:
+            config.training.tensorboard = tensorboard
     log(f"sweep {folder}: {len(cells)} cell(s)")
     rows: list[dict] = []
     for cell, config in zip(cells, configs):

@@ -42,6 +42,9 @@ class TrainingConfig:
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
         threads: torch CPU threads (None: torch's default).
         progress: show a progress bar.
+        tensorboard: a folder for TensorBoard event files of every training (one run per
+            training, named after the experiment and the training; None: none). Extra
+            ``textmtl[tracking]``. The run folder's ``curves.json`` holds the same values.
     """
 
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -59,6 +62,7 @@ class TrainingConfig:
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
+    tensorboard: str | None = None
 
     def validate(self) -> None:
         """Check the values that need no task names (those are checked with the tasks)."""

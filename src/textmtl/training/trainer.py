@@ -96,10 +96,26 @@ def build_run_optimizer(model, weighting, config: TrainingConfig, lr: float,
     return parameters, optimizer, scheduler
 
 
+def flat_mixing(mixing: dict | None) -> dict[str, float]:
+    """A method's ``learned_mixing()`` as ``alpha/<after>/<row>><column>`` and
+    ``beta/<task>/<layer>`` scalars (one curve each)."""
+    out: dict[str, float] = {}
+    for block in (mixing or {}).get("alpha") or []:
+        labels = block["labels"]
+        for i, row in enumerate(block["values"]):
+            for j, value in enumerate(row):
+                out[f"alpha/{block['after']}/{labels[i]}>{labels[j]}"] = float(value)
+    for task, beta in ((mixing or {}).get("beta") or {}).items():
+        for layer, value in zip(beta["layers"], beta["values"]):
+            out[f"beta/{task}/{layer}"] = float(value)
+    return out
+
+
 def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: TrainingConfig,
           seed: int, description: str = "train", stream_order: Callable | None = None,
           extra_loss_weights: dict[str, float] | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` and return the metrics of the best dev epoch.
 
     Args:
@@ -115,6 +131,8 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             the method's ``default_loss_weights``, else 1).
         log: gets one line per epoch (dev score, best so far, seconds); for logs of long
             runs, where no progress bar is shown.
+        on_epoch: gets each epoch's learning-curve entry as it is made (e.g. a TensorBoard
+            writer, :mod:`textmtl.report.tensorboard`).
     Returns:
         The best-dev-epoch metrics on dev and test, the learning curves and the best weights.
     """
@@ -204,7 +222,17 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         weights = weighting.current_weights()
         if weights:
             entry["task_weights"] = weights
+        # the rate each parameter group trained with this epoch (the decay has just stepped)
+        entry["lr"] = {group.get("name", str(i)): group["lr"] / config.lr_decay
+                       for i, group in enumerate(optimizer.param_groups)}
+        learned = getattr(model, "learned_mixing", None)
+        if callable(learned):  # cross-stitch / sluice α and β, as they move
+            mixing = flat_mixing(learned())
+            if mixing:
+                entry["mixing"] = mixing
         state.history.append(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
         if score > best_score:
             best_score, best_epoch, best_dev = score, epoch, dev
             best_state = copy.deepcopy(model.export_state())
