@@ -42,6 +42,8 @@ class TrainingConfig:
         device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
         threads: torch CPU threads (None: torch's default).
         progress: show a progress bar.
+        precision: "fp32", "bf16" or "fp16": the training forward pass under autocast, fp16
+            with loss scaling on CUDA (:mod:`textmtl.training.precision`).
         tensorboard: a folder for TensorBoard event files of every training (one run per
             training, named after the experiment and the training; None: none). Extra
             ``textmtl[tracking]``. The run folder's ``curves.json`` holds the same values.
@@ -62,6 +64,7 @@ class TrainingConfig:
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
+    precision: str = "fp32"
     tensorboard: str | None = None
 
     def validate(self) -> None:
@@ -83,6 +86,8 @@ class TrainingConfig:
             (self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay),
             (0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum),
             (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
+            (self.precision in ("fp32", "bf16", "fp16"), "precision", "one of fp32, bf16, fp16",
+             self.precision),
         ]
         for ok, key, expected, got in checks:
             if not ok:

@@ -10,14 +10,18 @@ penalties are logged but not added to the loss).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..data.batching import IGNORE_LABEL, Batch
 from ..errors import TrainingError
+
+if TYPE_CHECKING:
+    from .precision import MixedPrecision
 
 
 def task_losses(logits: torch.Tensor, labels: torch.Tensor, task_index: torch.Tensor,
@@ -55,7 +59,8 @@ class StepLosses:
 
 def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.optim.Optimizer,
                clip_parameters: Sequence[torch.nn.Parameter], clip_norm: float | None,
-               extra_loss_weights: dict[str, float] | None = None) -> StepLosses:
+               extra_loss_weights: dict[str, float] | None = None,
+               precision: "MixedPrecision | None" = None) -> StepLosses:
     """Forward, backward (by the weighting), clip and update, for one step.
 
     Args:
@@ -67,17 +72,19 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
         clip_norm: the clipping norm (None: no clipping).
         extra_loss_weights: weight of each named extra loss of the method (names it leaves
             out: the method's ``default_loss_weights``, else 1).
+        precision: autocast and loss scaling (:mod:`textmtl.training.precision`); None: fp32.
     Returns:
         The step's task losses and extra losses (extra losses unweighted) as floats.
     """
     weights = {**model.default_loss_weights, **(extra_loss_weights or {})}
     losses: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
-    for batch in batches:
-        logits = model(batch)
-        losses.update(task_losses(logits, batch.labels, batch.task_index, model.task_names))
-        for name, value in model.extra_losses().items():
-            extras[name] = extras[name] + value if name in extras else value
+    with precision.autocast() if precision is not None else contextlib.nullcontext():
+        for batch in batches:
+            logits = model(batch)
+            losses.update(task_losses(logits, batch.labels, batch.task_index, model.task_names))
+            for name, value in model.extra_losses().items():
+                extras[name] = extras[name] + value if name in extras else value
     weighted_extras = [weights.get(name, 1.0) * value for name, value in extras.items()]
     penalties = model.penalties()  # already weighted by each regulariser's own weight
     extras.update(penalties)
@@ -88,14 +95,24 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
     extra_total = None
     for value in weighted_extras + in_loss:
         extra_total = value if extra_total is None else extra_total + value
+    # the values logged are the true losses, whatever the scaling below
+    logged = StepLosses({name: loss.item() for name, loss in losses.items()},
+                        {name: float(value.detach()) for name, value in extras.items()})
     optimizer.zero_grad(set_to_none=True)
+    if precision is not None and precision.scaler is not None:
+        losses = {name: precision.scale(loss) for name, loss in losses.items()}
+        extra_total = precision.scale(extra_total)
     weighting.backward(losses, extra_total, model)
+    if precision is not None:
+        precision.unscale(optimizer)
     if clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(clip_parameters, clip_norm)
-    optimizer.step()
+    if precision is not None:
+        precision.step(optimizer)
+    else:
+        optimizer.step()
     proximal_steps(model, proximal, optimizer)
-    return StepLosses({name: loss.item() for name, loss in losses.items()},
-                      {name: float(value.detach()) for name, value in extras.items()})
+    return logged
 
 
 def proximal_regularizers(model) -> list:

@@ -25,6 +25,7 @@ from .config import AVERAGE, TrainingConfig
 from .evaluation import evaluate, selection_metrics, selection_score
 from .runtime import limit_threads, resolve_device, seed_everything
 from .state import TrainState
+from .precision import MixedPrecision
 from .step import build_optimizer, train_step
 
 # re-exported for callers of the old module layout
@@ -147,6 +148,7 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
     model.to(device)
     weighting.to(device)
     parameters, optimizer, scheduler = build_run_optimizer(model, weighting, config, config.lr)
+    precision = MixedPrecision(config.precision, device, weighting)
     streams = TaskStreams(data.train_sizes(), rng, stream_order)
     unlabelled_streams = TaskStreams(data.unlabelled_sizes(), rng)
     generator = torch.Generator().manual_seed(seed)
@@ -179,7 +181,7 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             batches = [data.batch("train", parts, collections=exact).to(device)
                        for parts in by_level.values()]
             losses = train_step(model, weighting, batches, optimizer, parameters, config.clip_norm,
-                                extra_loss_weights)
+                                extra_loss_weights, precision)
             state.step += 1
             state.step_in_epoch += 1
             for name, value in {**losses.tasks, **losses.extras}.items():

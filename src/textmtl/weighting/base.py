@@ -19,7 +19,7 @@ schema.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -30,7 +30,14 @@ if TYPE_CHECKING:  # only for annotations: weightings never import the training 
 
 
 class LossWeighting(nn.Module):
-    """Base class of loss weightings."""
+    """Base class of loss weightings.
+
+    Attributes:
+        reads_task_gradients: its ``backward`` takes per-task gradients (a loss scale would
+            reach them: fp16 training refuses such weightings, see training/precision.py).
+    """
+
+    reads_task_gradients: ClassVar[bool] = False
 
     def __init__(self, task_names: Sequence[str]) -> None:
         super().__init__()

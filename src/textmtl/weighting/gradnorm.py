@@ -55,6 +55,8 @@ class GradNorm(LossWeighting):
         Deep Multitask Networks", Algorithm 1.
     """
 
+    reads_task_gradients = True  # per-task gradients of the shared parameters
+
     def __init__(self, task_names: Sequence[str], *, alpha: float = 1.5, layer: str = "last") -> None:
         super().__init__(task_names)
         if not alpha >= 0:

@@ -92,6 +92,8 @@ class JacobianWeighting(LossWeighting):
         each aggregator is cited in its TorchJD docstring.
     """
 
+    reads_task_gradients = True  # per-task gradients of the shared parameters
+
     def __init__(self, task_names: Sequence[str], *, aggregator: str = "upgrad",
                  aggregator_params: dict[str, Any] = {},
                  parallel_chunk_size: int | None = None) -> None:
