@@ -62,8 +62,35 @@ def _executor_of(args: argparse.Namespace):
         executor.close()
 
 
+def _launch_data_parallel(args: argparse.Namespace) -> int:
+    """``run --ddp N``: the same command under torchrun, N processes on this machine."""
+    import subprocess
+
+    from .errors import ConfigError
+
+    if args.ddp < 2:
+        raise ConfigError(f"--ddp expects 2 or more processes, got {args.ddp}")
+    rest, skip = [], False
+    for item in args.argv:
+        if skip:
+            skip = False
+        elif item == "--ddp":
+            skip = True
+        elif not item.startswith("--ddp="):
+            rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={args.ddp}", "-m", "textmtl", *rest]
+    print(f"textmtl: data-parallel over {args.ddp} processes: {' '.join(command[1:])}", file=sys.stderr,
+          flush=True)
+    return subprocess.run(command).returncode
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
+    from .training import distributed
+
+    if args.ddp:
+        return _launch_data_parallel(args)
 
     config = _config_of(args)
     resume = args.resume
@@ -71,9 +98,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume = _latest_partial_run(config)
     if not resume:
         _mention_partial_runs(config)
+    group = distributed.current()
+    quiet = group is not None and not group.is_main  # data-parallel: rank 0 speaks
     with _executor_of(args) as executor:
-        result = run_experiment(config, data_dir=args.data_dir, log=lambda line: print(line, flush=True),
+        result = run_experiment(config, data_dir=args.data_dir,
+                                log=(lambda line: None) if quiet else (lambda line: print(line, flush=True)),
                                 resume=resume, workers=args.workers, executor=executor)
+    if quiet:
+        return 0
     print()
     print(result.table.markdown())
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
@@ -595,6 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run an experiment config")
     run.add_argument("config", help="YAML experiment config (see configs/)")
+    run.add_argument("--ddp", type=int, metavar="N",
+                     help="train every model data-parallel over N processes (starts torchrun; gloo on "
+                          "the CPU, NCCL on CUDA); or start this command under torchrun yourself")
     config_options(run, "continue this run folder (finished or .partial) of the same config: "
                         "keep its finished (method, seed) runs, train the rest; without a "
                         "folder, the newest incomplete run of the config")
@@ -759,7 +794,9 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `run --ddp N` starts torchrun with the rest of the command line
     previous = None
     if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -53,6 +53,7 @@ from .report.training import write_training_summary
 from .results import Record, ResultsTable, build_table, select_grid_members
 from .sharing import SHARING
 from .sharing.base import TaskSpec
+from .training import distributed
 from .training.checkpoint import save_checkpoint
 from .training.metrics import default_metric
 from .training.runtime import resolve_device, seed_everything
@@ -70,7 +71,7 @@ RESUMABLE_CHANGES = {("training", "progress"), ("training", "device"), ("trainin
 @dataclass
 class ExperimentResult:
     run_dir: Path
-    table: ResultsTable
+    table: ResultsTable | None  # None in the processes of a data-parallel run other than rank 0
     records: list[Record]
     timings: dict[str, float]
 
@@ -192,14 +193,16 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
         # a single-task run of another task: its own dev metric selects its epochs
         training = type(training)(**{**asdict(training), "select_on": "average"})
     writer = None
-    if training.tensorboard:
+    group = distributed.current()
+    if training.tensorboard and (group is None or group.is_main):
         from .report.tensorboard import EpochWriter, run_folder
 
         writer = EpochWriter(run_folder(training.tensorboard, config.name, description))
     try:
         result = train(model, weighting, sampler, data, training, seed, description,
                        bucketed_stream_order(data, training.batch_size), method.loss_weights,
-                       log=None if training.progress else log, on_epoch=writer)
+                       log=None if training.progress else log, on_epoch=writer,
+                       data_parallel=distributed.current())
     finally:
         if writer is not None:
             writer.close()
@@ -380,12 +383,24 @@ def run_experiment(config: ExperimentConfig, data_dir: str | None = None,
         from .report.tensorboard import check_available
 
         check_available()  # one line now, not in every worker after the data is read
+    group = distributed.current()
+    if group is not None and (workers != 1 or executor is not None):
+        raise ConfigError("data-parallel training (--ddp / torchrun) trains one model at a time over "
+                          "its processes; --workers and --scheduler exclude it")
     tasks = load_experiment_tasks(config, data_dir, log)
-    if resume is not None:
-        folder = _open_resumed(Path(resume), config)
-    else:
-        folder = _claim_folder(config)
-        (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if group is None or group.is_main:
+        if resume is not None:
+            folder = _open_resumed(Path(resume), config)
+        else:
+            folder = _claim_folder(config)
+            (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if group is not None:  # the other processes read rank 0's folder (they write nothing)
+        folder = Path(group.broadcast(str(folder) if group.is_main else None))
+    if group is not None and not group.is_main:
+        datas = featurize_all(config, tasks, lambda line: None)
+        units = _units(config, next(iter(datas.values())), folder)
+        train_units(config, datas, units, lambda line: None)
+        return ExperimentResult(folder, None, [], {})
     try:
         records, timings = _run_all(config, tasks, folder, log, workers, executor)
     except BaseException:
@@ -500,7 +515,11 @@ def _train_unit(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, MultiTask
     t0 = time.perf_counter()
     sub = data if len(unit.names) == len(data.task_names) else data.subset(list(unit.names))
     model, result = train_one(config, unit.method, sub, unit.seed, unit.label, log, unit.oriented_task)
-    write_model(unit.folder, config, unit.method, sub, result, model)
+    group = distributed.current()
+    if group is None or group.is_main:  # data-parallel: one writer
+        write_model(unit.folder, config, unit.method, sub, result, model)
+    if group is not None:
+        group.barrier()
     return result.seconds_per_epoch, time.perf_counter() - t0
 
 
@@ -559,6 +578,10 @@ def train_units(config: ExperimentConfig, datas: dict[str, MultiTaskData], units
     workers when they run side by side).
     """
     pending = [u for u in units if _finished(u.folder) is None]
+    group = distributed.current()
+    if group is not None:  # every process trains the same units, as rank 0 found them
+        chosen = group.broadcast([units.index(u) for u in pending])
+        pending = [units[i] for i in chosen]
     trained: dict[str, tuple[list[float], float]] = {}
 
     def finished(unit: _Unit, result: tuple[float, float]) -> None:

@@ -21,6 +21,7 @@ from ..data.batching import IGNORE_LABEL, Batch
 from ..errors import TrainingError
 
 if TYPE_CHECKING:
+    from .distributed import DataParallel
     from .precision import MixedPrecision
 
 
@@ -60,7 +61,9 @@ class StepLosses:
 def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.optim.Optimizer,
                clip_parameters: Sequence[torch.nn.Parameter], clip_norm: float | None,
                extra_loss_weights: dict[str, float] | None = None,
-               precision: "MixedPrecision | None" = None) -> StepLosses:
+               precision: "MixedPrecision | None" = None,
+               data_parallel: "DataParallel | None" = None,
+               shares: dict[str, float] | None = None) -> StepLosses:
     """Forward, backward (by the weighting), clip and update, for one step.
 
     Args:
@@ -73,6 +76,10 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
         extra_loss_weights: weight of each named extra loss of the method (names it leaves
             out: the method's ``default_loss_weights``, else 1).
         precision: autocast and loss scaling (:mod:`textmtl.training.precision`); None: fp32.
+        data_parallel: this process's group (:mod:`textmtl.training.distributed`): the batches
+            are its share of the step's rows, ``shares`` each task's fraction of the step's rows
+            that it holds; the gradients are summed over the group, and the logged losses are
+            the combined batch's.
     Returns:
         The step's task losses and extra losses (extra losses unweighted) as floats.
     """
@@ -95,14 +102,26 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
     extra_total = None
     for value in weighted_extras + in_loss:
         extra_total = value if extra_total is None else extra_total + value
+    if data_parallel is not None:
+        # this process's means, weighted by its share of each task's rows: summed over the
+        # group, the combined batch's means and their gradients; penalties counted once
+        losses = {name: loss * shares[name] for name, loss in losses.items()}
+        extra_total = None if extra_total is None else extra_total / data_parallel.world
+        logged_tasks = combined_losses(losses, shares, model.task_names, data_parallel)
+    else:
+        logged_tasks = {name: loss.item() for name, loss in losses.items()}
     # the values logged are the true losses, whatever the scaling below
-    logged = StepLosses({name: loss.item() for name, loss in losses.items()},
-                        {name: float(value.detach()) for name, value in extras.items()})
+    logged = StepLosses(logged_tasks, {name: float(value.detach()) for name, value in extras.items()})
     optimizer.zero_grad(set_to_none=True)
     if precision is not None and precision.scaler is not None:
         losses = {name: precision.scale(loss) for name, loss in losses.items()}
         extra_total = precision.scale(extra_total)
-    weighting.backward(losses, extra_total, model)
+    if losses:
+        weighting.backward(losses, extra_total, model)
+    elif extra_total is not None:  # a process whose share of a small step is empty
+        extra_total.backward()
+    if data_parallel is not None:
+        data_parallel.all_reduce_gradients(clip_parameters)
     if precision is not None:
         precision.unscale(optimizer)
     if clip_norm is not None:
@@ -113,6 +132,16 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
         optimizer.step()
     proximal_steps(model, proximal, optimizer)
     return logged
+
+
+def combined_losses(scaled: dict[str, torch.Tensor], shares: dict[str, float], task_names: Sequence[str],
+                    data_parallel: "DataParallel") -> dict[str, float]:
+    """The combined batch's mean loss of every task in the step (in any process's share)."""
+    values = torch.zeros(len(task_names), dtype=torch.float64)
+    for name, loss in scaled.items():
+        values[list(task_names).index(name)] = float(loss.detach())
+    total = data_parallel.all_reduce_sum(values)
+    return {name: float(total[i]) for i, name in enumerate(task_names) if name in shares}
 
 
 def proximal_regularizers(model) -> list:

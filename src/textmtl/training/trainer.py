@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -24,9 +24,12 @@ from ..errors import ConfigError, TrainingError
 from .config import AVERAGE, TrainingConfig
 from .evaluation import evaluate, selection_metrics, selection_score
 from .runtime import limit_threads, resolve_device, seed_everything
-from .state import TrainState
 from .precision import MixedPrecision
+from .state import TrainState
 from .step import build_optimizer, train_step
+
+if TYPE_CHECKING:
+    from .distributed import DataParallel
 
 # re-exported for callers of the old module layout
 __all__ = ["TrainResult", "TrainingConfig", "evaluate", "train"]
@@ -116,7 +119,8 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
           seed: int, description: str = "train", stream_order: Callable | None = None,
           extra_loss_weights: dict[str, float] | None = None,
           log: Callable[[str], None] | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None,
+          data_parallel: "DataParallel | None" = None) -> TrainResult:
     """Train ``model`` on ``data`` and return the metrics of the best dev epoch.
 
     Args:
@@ -134,6 +138,8 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             runs, where no progress bar is shown.
         on_epoch: gets each epoch's learning-curve entry as it is made (e.g. a TensorBoard
             writer, :mod:`textmtl.report.tensorboard`).
+        data_parallel: this process's data-parallel group (:mod:`textmtl.training.distributed`):
+            it trains on its share of every step's rows, the gradients summed over the group.
     Returns:
         The best-dev-epoch metrics on dev and test, the learning curves and the best weights.
     """
@@ -144,6 +150,9 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
     check_compatible(model, sampler, data)
     limit_threads(config.threads)
     device = resolve_device(config.device)
+    if data_parallel is not None:
+        data_parallel.check(model, weighting)
+        device = data_parallel.device(device)
     rng = seed_everything(seed)
     model.to(device)
     weighting.to(device)
@@ -178,10 +187,21 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
                 rows = draw.rows if isinstance(draw.rows, np.ndarray) else \
                     stream.take(draw.task, draw.rows, exact=exact)
                 by_level.setdefault(data.level(draw.task), []).append((draw.task, rows, draw.source))
+            shares = None
+            if data_parallel is not None:  # this process's rows of the step
+                counts: dict[int, tuple[int, int]] = {}
+                for level, parts in list(by_level.items()):
+                    mine, level_counts = data_parallel.shard(parts)
+                    counts.update(level_counts)
+                    if mine:
+                        by_level[level] = mine
+                    else:
+                        del by_level[level]
+                shares = {data.task_names[k]: here / total for k, (here, total) in counts.items() if total}
             batches = [data.batch("train", parts, collections=exact).to(device)
                        for parts in by_level.values()]
             losses = train_step(model, weighting, batches, optimizer, parameters, config.clip_norm,
-                                extra_loss_weights, precision)
+                                extra_loss_weights, precision, data_parallel, shares)
             state.step += 1
             state.step_in_epoch += 1
             for name, value in {**losses.tasks, **losses.extras}.items():

@@ -35,9 +35,13 @@ class LossWeighting(nn.Module):
     Attributes:
         reads_task_gradients: its ``backward`` takes per-task gradients (a loss scale would
             reach them: fp16 training refuses such weightings, see training/precision.py).
+        linear_in_losses: its step gradient is that of a weighted sum of the task losses
+            whose weights do not depend on this step (data-parallel training, which splits
+            every step's rows over processes, needs it: training/distributed.py).
     """
 
     reads_task_gradients: ClassVar[bool] = False
+    linear_in_losses: ClassVar[bool] = False
 
     def __init__(self, task_names: Sequence[str]) -> None:
         super().__init__()

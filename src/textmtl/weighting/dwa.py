@@ -38,6 +38,8 @@ class DWA(LossWeighting):
         section "Dynamic Weight Average".
     """
 
+    linear_in_losses = True  # weights from past epochs only
+
     def __init__(self, task_names: Sequence[str], *, temperature: float = 2.0) -> None:
         super().__init__(task_names)
         if not temperature > 0:

@@ -19,6 +19,8 @@ class FixedWeights(LossWeighting):
         default: lambda of tasks not in ``weights``.
     """
 
+    linear_in_losses = True  # constant weights
+
     #: parameters whose keys are task names (checked against the experiment's tasks)
     task_references = ("weights",)
 

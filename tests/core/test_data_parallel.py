@@ -1,0 +1,105 @@
+"""Data-parallel training (training/distributed.py): two gloo processes, each on its share of
+every step's rows, end with the weights one process reaches on the combined batches; what
+cannot be made exact is refused before training."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import torch
+
+from textmtl.data.samplers import SAMPLERS
+from textmtl.errors import ConfigError
+from textmtl.sharing import SHARING
+from textmtl.sharing.base import TaskSpec
+from textmtl.training import distributed
+from textmtl.training.trainer import train
+from textmtl.weighting import WEIGHTINGS
+
+from conftest import synthetic_task
+from .helpers import featurized
+from .test_training_contract import factory, quick
+
+
+def tasks():
+    return [synthetic_task("alpha", 2, 1), synthetic_task("beta", 3, 2, sizes=(40, 12, 12)),
+            synthetic_task("gamma", 2, 3, sizes=(56, 16, 16))]
+
+
+def trained(method="hard", weighting="fixed", sampler="every_task", data_parallel=None,
+            dropout=0.0, regularizers=()):
+    data = featurized(tasks(), "mlp")
+    specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
+    torch.manual_seed(0)
+    params = {"regularizers": list(regularizers)} if regularizers else {}
+    model = SHARING.build(method, specs, factory("mlp", data, dropout=dropout), params=params)
+    result = train(model, WEIGHTINGS.build(weighting, data.task_names), SAMPLERS.build(sampler), data,
+                   quick(max_epochs=3, lr=0.01, batch_size=5, clip_norm=1.0), seed=1,
+                   data_parallel=data_parallel)
+    return model, result
+
+
+def _rank(rank, world, init, out, settings):
+    torch.set_num_threads(1)
+    group = distributed.join(rank, world, init)
+    try:
+        model, result = trained(data_parallel=group, **settings)
+        if rank == 0:
+            torch.save({"state": model.state_dict(), "curves": result.curves, "test": result.test}, out)
+    finally:
+        distributed.leave()
+
+
+def run_in_processes(tmp_path, world, settings):
+    context = multiprocessing.get_context("spawn")
+    init = f"file://{tmp_path / 'rendezvous'}"
+    out = tmp_path / "rank0.pt"
+    processes = [context.Process(target=_rank, args=(r, world, init, out, settings)) for r in range(world)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=240)
+    assert all(p.exitcode == 0 for p in processes), [p.exitcode for p in processes]
+    return torch.load(out, weights_only=False)
+
+
+@pytest.mark.parametrize("settings", [
+    {},                                                           # every task in every step
+    {"sampler": "uniform", "weighting": "dwa"},                   # one task a step; DWA's weights
+    {"method": "soft", "regularizers": [{"name": "l2_to_mean", "weight": 0.1}]},  # a penalty
+], ids=["hard-every_task", "hard-uniform-dwa", "soft-l2_to_mean"])
+def test_two_processes_reach_the_weights_of_one_on_the_combined_batches(tmp_path, settings):
+    torch.set_num_threads(1)
+    alone_model, alone = trained(**settings)
+    shared = run_in_processes(tmp_path, 2, settings)
+    for name, value in alone_model.state_dict().items():
+        torch.testing.assert_close(shared["state"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    for ours, theirs in zip(shared["curves"], alone.curves):  # the combined batch's losses are logged
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+        assert ours["dev_score"] == theirs["dev_score"]
+    for task, metrics in alone.test.items():
+        assert shared["test"][task]["accuracy"] == metrics["accuracy"]
+
+
+@pytest.mark.parametrize("method,weighting,message", [
+    ("hard", "uncertainty", "weighting UncertaintyWeighting: its combination of the task losses"),
+    ("hard", "gradnorm", "weighting GradNorm"),
+    ("asp_mtl", "fixed", "method AdversarialSharedPrivate: its extra losses"),
+])
+def test_what_cannot_be_made_exact_is_refused(method, weighting, message):
+    group = distributed.DataParallel(rank=0, world=2, local_rank=0)  # check() needs no processes
+    data = featurized(tasks(), "mlp")
+    specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
+    model = SHARING.build(method, specs, factory("mlp", data))
+    with pytest.raises(ConfigError, match=message):
+        group.check(model, WEIGHTINGS.build(weighting, data.task_names))
+
+
+def test_shards_take_every_worlds_row_and_count_the_shares():
+    import numpy as np
+
+    group = distributed.DataParallel(rank=1, world=2, local_rank=1)
+    mine, counts = group.shard([(0, np.arange(5)), (2, np.array([7])), (1, np.array([3, 4]), "unlabelled")])
+    assert [(t, r.tolist(), *rest) for t, r, *rest in mine] == [(0, [1, 3]), (1, [4], "unlabelled")]
+    assert counts == {0: (2, 5), 2: (0, 1), 1: (1, 2)}
