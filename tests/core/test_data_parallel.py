@@ -103,3 +103,21 @@ def test_shards_take_every_worlds_row_and_count_the_shares():
     mine, counts = group.shard([(0, np.arange(5)), (2, np.array([7])), (1, np.array([3, 4]), "unlabelled")])
     assert [(t, r.tolist(), *rest) for t, r, *rest in mine] == [(0, [1, 3]), (1, [4], "unlabelled")]
     assert counts == {0: (2, 5), 2: (0, 1), 1: (1, 2)}
+
+
+@pytest.mark.parametrize("name", WEIGHTINGS.names())
+def test_linear_in_losses_is_what_the_weighting_computes(name):
+    """A weighting declaring ``linear_in_losses`` has the base backward and a combination that
+    scales with its losses (what splitting a step's rows over processes relies on)."""
+    from textmtl.weighting.base import LossWeighting
+
+    cls = WEIGHTINGS.get(name)
+    if not cls.linear_in_losses:
+        return
+    weighting = WEIGHTINGS.build(name, ["a", "b"])
+    losses = {"a": torch.tensor(0.7), "b": torch.tensor(1.3)}
+    assert cls.backward is LossWeighting.backward
+    assert float(weighting.combine({k: 3 * v for k, v in losses.items()})) == pytest.approx(
+        3 * float(weighting.combine(losses)))
+    assert float(weighting.combine({"a": losses["a"]}) + weighting.combine({"b": losses["b"]})) == \
+        pytest.approx(float(weighting.combine(losses)))
