@@ -129,7 +129,11 @@ def run_sweep(config_path: str | Path, grid_args: list[str], overrides: list[str
         The sweep folder and the summary rows.
     """
     from .experiment import _claim_folder, run_experiment
+    from .training import distributed
 
+    if distributed.current() is not None:
+        raise ConfigError("textmtl sweep does not run data-parallel (under torchrun); "
+                          "use --workers or --scheduler")
     overrides = list(overrides or [])
     grid = parse_grid(grid_args)
     cells = grid_cells(grid)

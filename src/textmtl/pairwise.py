@@ -158,8 +158,13 @@ def run_pairwise(config: ExperimentConfig, method: str, alone: str | None = None
                              git_hash, keep_or_remove_interrupted, load_experiment_tasks,
                              method_units, train_units)
 
+    from .training import distributed
+
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if distributed.current() is not None:
+        raise ConfigError("textmtl pair-gain does not run data-parallel (under torchrun); "
+                          "use --workers or --scheduler")
     started = time.perf_counter()
     derived = pairwise_config(config, method, alone)
     single, joint = derived.methods
