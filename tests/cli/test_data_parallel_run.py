@@ -42,12 +42,7 @@ def test_two_processes_write_the_run_of_one(workdir, capsys):  # noqa: F811
             json.loads((one / folder / "metrics.json").read_text())["best_epoch"]
 
 
-def test_what_data_parallel_training_refuses_is_one_line(workdir, capsys):  # noqa: F811
+def test_a_data_parallel_run_needs_two_processes(capsys):
+    # what a group refuses (weightings, methods) is tested in tests/core/test_data_parallel.py
     assert main(["run", "x.yaml", "--ddp", "1"]) == 2
     assert "--ddp expects 2 or more processes" in capsys.readouterr().err
-    config = config_for("mlp", [{"name": "hard", "weighting": "uncertainty"}], seeds=(1,), epochs=1).to_dict()
-    (workdir / "u.yaml").write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "textmtl", "run", "u.yaml", "--no-progress", "--ddp", "2"],
-                          cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert "data-parallel training (--ddp / torchrun) cannot train weighting UncertaintyWeighting" in done.stderr

@@ -40,22 +40,35 @@ def trained(method="hard", weighting="fixed", sampler="every_task", data_paralle
     return model, result
 
 
-def _rank(rank, world, init, out, settings):
+SETTINGS = {
+    "hard-every_task": {},                                              # every task in every step
+    "hard-uniform-dwa": {"sampler": "uniform", "weighting": "dwa"},    # one task a step; DWA
+    "soft-l2_to_mean": {"method": "soft", "regularizers": [{"name": "l2_to_mean", "weight": 0.1}]},
+}
+
+
+def _rank(rank, world, init, out):
     torch.set_num_threads(1)
     group = distributed.join(rank, world, init)
     try:
-        model, result = trained(data_parallel=group, **settings)
+        saved = {}
+        for name, settings in SETTINGS.items():  # one process group for all: spawning is the slow part
+            model, result = trained(data_parallel=group, **settings)
+            saved[name] = {"state": model.state_dict(), "curves": result.curves, "test": result.test}
         if rank == 0:
-            torch.save({"state": model.state_dict(), "curves": result.curves, "test": result.test}, out)
+            torch.save(saved, out)
     finally:
         distributed.leave()
 
 
-def run_in_processes(tmp_path, world, settings):
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """Every setting trained by two gloo processes on this machine (rank 0's results)."""
+    folder = tmp_path_factory.mktemp("data-parallel")
     context = multiprocessing.get_context("spawn")
-    init = f"file://{tmp_path / 'rendezvous'}"
-    out = tmp_path / "rank0.pt"
-    processes = [context.Process(target=_rank, args=(r, world, init, out, settings)) for r in range(world)]
+    init = f"file://{folder / 'rendezvous'}"
+    out = folder / "rank0.pt"
+    processes = [context.Process(target=_rank, args=(r, 2, init, out)) for r in range(2)]
     for p in processes:
         p.start()
     for p in processes:
@@ -64,17 +77,13 @@ def run_in_processes(tmp_path, world, settings):
     return torch.load(out, weights_only=False)
 
 
-@pytest.mark.parametrize("settings", [
-    {},                                                           # every task in every step
-    {"sampler": "uniform", "weighting": "dwa"},                   # one task a step; DWA's weights
-    {"method": "soft", "regularizers": [{"name": "l2_to_mean", "weight": 0.1}]},  # a penalty
-], ids=["hard-every_task", "hard-uniform-dwa", "soft-l2_to_mean"])
-def test_two_processes_reach_the_weights_of_one_on_the_combined_batches(tmp_path, settings):
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_two_processes_reach_the_weights_of_one_on_the_combined_batches(two_processes, name):
     torch.set_num_threads(1)
-    alone_model, alone = trained(**settings)
-    shared = run_in_processes(tmp_path, 2, settings)
-    for name, value in alone_model.state_dict().items():
-        torch.testing.assert_close(shared["state"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    alone_model, alone = trained(**SETTINGS[name])
+    shared = two_processes[name]
+    for key, value in alone_model.state_dict().items():
+        torch.testing.assert_close(shared["state"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     for ours, theirs in zip(shared["curves"], alone.curves):  # the combined batch's losses are logged
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
         assert ours["dev_score"] == theirs["dev_score"]
