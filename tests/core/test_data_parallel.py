@@ -22,18 +22,22 @@ from .helpers import featurized
 from .test_training_contract import factory, quick
 
 
-def tasks():
+def tasks(tagging=False):
+    if tagging:  # sentences of 2-8 tokens: a token share differs from a row share
+        from .test_training import token_task
+
+        return [token_task("chunk", 3, 1), token_task("pos", 4, 2, sizes=(26, 10, 10))]
     return [synthetic_task("alpha", 2, 1), synthetic_task("beta", 3, 2, sizes=(40, 12, 12)),
             synthetic_task("gamma", 2, 3, sizes=(56, 16, 16))]
 
 
 def trained(method="hard", weighting="fixed", sampler="every_task", data_parallel=None,
-            dropout=0.0, regularizers=()):
-    data = featurized(tasks(), "mlp")
-    specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
+            dropout=0.0, regularizers=(), encoder="mlp", tagging=False):
+    data = featurized(tasks(tagging), encoder)
+    specs = [TaskSpec(t.name, t.num_classes, "token" if tagging else "sequence") for t in data.tasks]
     torch.manual_seed(0)
     params = {"regularizers": list(regularizers)} if regularizers else {}
-    model = SHARING.build(method, specs, factory("mlp", data, dropout=dropout), params=params)
+    model = SHARING.build(method, specs, factory(encoder, data, dropout=dropout), params=params)
     result = train(model, WEIGHTINGS.build(weighting, data.task_names), SAMPLERS.build(sampler), data,
                    quick(max_epochs=3, lr=0.01, batch_size=5, clip_norm=1.0), seed=1,
                    data_parallel=data_parallel)
@@ -44,6 +48,7 @@ SETTINGS = {
     "hard-every_task": {},                                              # every task in every step
     "hard-uniform-dwa": {"sampler": "uniform", "weighting": "dwa"},    # one task a step; DWA
     "soft-l2_to_mean": {"method": "soft", "regularizers": [{"name": "l2_to_mean", "weight": 0.1}]},
+    "bilstm-tagging": {"encoder": "bilstm", "tagging": True},          # means over tokens
 }
 
 
@@ -109,9 +114,8 @@ def test_shards_take_every_worlds_row_and_count_the_shares():
     import numpy as np
 
     group = distributed.DataParallel(rank=1, world=2, local_rank=1)
-    mine, counts = group.shard([(0, np.arange(5)), (2, np.array([7])), (1, np.array([3, 4]), "unlabelled")])
+    mine = group.shard([(0, np.arange(5)), (2, np.array([7])), (1, np.array([3, 4]), "unlabelled")])
     assert [(t, r.tolist(), *rest) for t, r, *rest in mine] == [(0, [1, 3]), (1, [4], "unlabelled")]
-    assert counts == {0: (2, 5), 2: (0, 1), 1: (1, 2)}
 
 
 @pytest.mark.parametrize("name", WEIGHTINGS.names())

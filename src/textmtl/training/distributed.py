@@ -4,7 +4,8 @@
 Every process builds the same model from the same seed and plans the same steps (the sampler
 and row streams are seeded alike); of every step's rows, process r takes rows r, r + N, ...
 of each task's draw. The per-task losses of a process are its means, each scaled by its share
-of the task's rows in the step (n_r / n), and the regularisers' penalties by 1 / N, so the SUM
+of what the task's mean runs over in the step (labelled rows; labelled tokens for tagging:
+n_r / n, counted with one more all-reduce), and the regularisers' penalties by 1 / N, so the SUM
 of the processes' gradients (one ``all_reduce`` per parameter after the backward pass, through
 PyTorch's collectives: gloo on the CPU, NCCL on CUDA) is the gradient of the combined batch.
 Clipping and the optimiser step then run alike everywhere, so the weights stay equal; the
@@ -73,18 +74,15 @@ class DataParallel:
         if model.changes_parameters:
             refuse(f"method {type(model).__name__}: it changes its parameters while training")
 
-    def shard(self, parts: Sequence[tuple]) -> tuple[list[tuple], dict[int, tuple[int, int]]]:
-        """This process's rows of a step's parts (task, rows[, source]), and per task
-        (rows here, rows in the step)."""
-        mine, counts = [], {}
+    def shard(self, parts: Sequence[tuple]) -> list[tuple]:
+        """This process's rows of a step's parts (task, rows[, source]): rows r, r + N, ...
+        of each (parts left empty are dropped)."""
+        mine = []
         for part in parts:
-            task, rows = part[0], np.asarray(part[1])
-            share = rows[self.rank::self.world]
-            here, total = counts.get(task, (0, 0))
-            counts[task] = (here + len(share), total + len(rows))
+            share = np.asarray(part[1])[self.rank::self.world]
             if len(share):
-                mine.append((task, share, *part[2:]))
-        return mine, counts
+                mine.append((part[0], share, *part[2:]))
+        return mine
 
     def all_reduce_gradients(self, parameters: Sequence[torch.nn.Parameter]) -> None:
         """Sum every gradient over the processes. A parameter that got a gradient in some

@@ -62,8 +62,7 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
                clip_parameters: Sequence[torch.nn.Parameter], clip_norm: float | None,
                extra_loss_weights: dict[str, float] | None = None,
                precision: "MixedPrecision | None" = None,
-               data_parallel: "DataParallel | None" = None,
-               shares: dict[str, float] | None = None) -> StepLosses:
+               data_parallel: "DataParallel | None" = None) -> StepLosses:
     """Forward, backward (by the weighting), clip and update, for one step.
 
     Args:
@@ -77,9 +76,10 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
             out: the method's ``default_loss_weights``, else 1).
         precision: autocast and loss scaling (:mod:`textmtl.training.precision`); None: fp32.
         data_parallel: this process's group (:mod:`textmtl.training.distributed`): the batches
-            are its share of the step's rows, ``shares`` each task's fraction of the step's rows
-            that it holds; the gradients are summed over the group, and the logged losses are
-            the combined batch's.
+            are its share of the step's rows; each task's loss is weighted by this process's
+            share of what the task's mean runs over (labelled rows, or labelled tokens for
+            tagging), the gradients are summed over the group, and the logged losses are the
+            combined batch's.
     Returns:
         The step's task losses and extra losses (extra losses unweighted) as floats.
     """
@@ -103,8 +103,10 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
     for value in weighted_extras + in_loss:
         extra_total = value if extra_total is None else extra_total + value
     if data_parallel is not None:
-        # this process's means, weighted by its share of each task's rows: summed over the
-        # group, the combined batch's means and their gradients; penalties counted once
+        # this process's means, weighted by its share of what each task's mean runs over:
+        # summed over the group, the combined batch's means and their gradients; penalties
+        # counted once
+        shares = loss_shares(batches, model.task_names, data_parallel)
         losses = {name: loss * shares[name] for name, loss in losses.items()}
         extra_total = None if extra_total is None else extra_total / data_parallel.world
         logged_tasks = combined_losses(losses, shares, model.task_names, data_parallel)
@@ -132,6 +134,18 @@ def train_step(model, weighting, batches: Sequence[Batch], optimizer: torch.opti
         optimizer.step()
     proximal_steps(model, proximal, optimizer)
     return logged
+
+
+def loss_shares(batches: Sequence[Batch], task_names: Sequence[str], data_parallel: "DataParallel") -> dict[str, float]:
+    """Per task present anywhere in the step: this process's fraction of the labelled rows
+    (tokens, for tagging) that the task's mean loss runs over in the combined batch."""
+    local = torch.zeros(len(task_names), dtype=torch.float64)
+    for batch in batches:
+        labelled = (batch.labels != IGNORE_LABEL).cpu()
+        per_row = labelled.reshape(len(labelled), -1).sum(dim=1).to(torch.float64)
+        local.index_add_(0, batch.task_index.cpu(), per_row)
+    total = data_parallel.all_reduce_sum(local)
+    return {name: float(local[i] / total[i]) for i, name in enumerate(task_names) if total[i] > 0}
 
 
 def combined_losses(scaled: dict[str, torch.Tensor], shares: dict[str, float], task_names: Sequence[str],

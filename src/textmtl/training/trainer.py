@@ -187,21 +187,13 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
                 rows = draw.rows if isinstance(draw.rows, np.ndarray) else \
                     stream.take(draw.task, draw.rows, exact=exact)
                 by_level.setdefault(data.level(draw.task), []).append((draw.task, rows, draw.source))
-            shares = None
             if data_parallel is not None:  # this process's rows of the step
-                counts: dict[int, tuple[int, int]] = {}
-                for level, parts in list(by_level.items()):
-                    mine, level_counts = data_parallel.shard(parts)
-                    counts.update(level_counts)
-                    if mine:
-                        by_level[level] = mine
-                    else:
-                        del by_level[level]
-                shares = {data.task_names[k]: here / total for k, (here, total) in counts.items() if total}
+                by_level = {level: mine for level, parts in by_level.items()
+                            if (mine := data_parallel.shard(parts))}
             batches = [data.batch("train", parts, collections=exact).to(device)
                        for parts in by_level.values()]
             losses = train_step(model, weighting, batches, optimizer, parameters, config.clip_norm,
-                                extra_loss_weights, precision, data_parallel, shares)
+                                extra_loss_weights, precision, data_parallel)
             state.step += 1
             state.step_in_epoch += 1
             for name, value in {**losses.tasks, **losses.extras}.items():
