@@ -32,11 +32,13 @@ def tasks(tagging=False):
 
 
 def trained(method="hard", weighting="fixed", sampler="every_task", data_parallel=None,
-            dropout=0.0, regularizers=(), encoder="mlp", tagging=False):
+            dropout=0.0, regularizers=(), encoder="mlp", tagging=False, method_params=None):
     data = featurized(tasks(tagging), encoder)
     specs = [TaskSpec(t.name, t.num_classes, "token" if tagging else "sequence") for t in data.tasks]
     torch.manual_seed(0)
-    params = {"regularizers": list(regularizers)} if regularizers else {}
+    params = dict(method_params or {})
+    if regularizers:
+        params["regularizers"] = list(regularizers)
     model = SHARING.build(method, specs, factory(encoder, data, dropout=dropout), params=params)
     result = train(model, WEIGHTINGS.build(weighting, data.task_names), SAMPLERS.build(sampler), data,
                    quick(max_epochs=3, lr=0.01, batch_size=5, clip_norm=1.0), seed=1,
@@ -49,6 +51,10 @@ SETTINGS = {
     "hard-uniform-dwa": {"sampler": "uniform", "weighting": "dwa"},    # one task a step; DWA
     "soft-l2_to_mean": {"method": "soft", "regularizers": [{"name": "l2_to_mean", "weight": 0.1}]},
     "bilstm-tagging": {"encoder": "bilstm", "tagging": True},          # means over tokens
+    # a method whose hooks change the weights every step (k-means++ from the hooks' own
+    # seeded generator, the same in every process) and whose clustering loss is a penalty
+    "cluster_layers": {"method": "cluster_layers",
+                       "method_params": {"clusters": [2, 2, 2], "freeze_after_epochs": 2}},
 }
 
 
