@@ -3,17 +3,15 @@ the two trainings are the same; the resumed table trains the rest and keeps the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from textmtl.cli import main
 
+from core.helpers import load_script
 from .test_end_to_end import only_run_folder, write_task_csv
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reuse_runs.py"
 COMMON = ("data:\n  user_files: [{path: a.csv}, {path: b.csv}]\n"
           "features: {min_df: 1, max_features: 50}\nencoder: {name: mlp, hidden_dims: [4]}\n"
           "seeds: [1, 2]\ntraining: {max_epochs: 2, lr: 0.01}\n")
@@ -21,10 +19,7 @@ COMMON = ("data:\n  user_files: [{path: a.csv}, {path: b.csv}]\n"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("reuse_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reuse_runs")
 
 
 def test_reused_runs_are_kept_and_the_rest_trained(tmp_path, monkeypatch, script):

@@ -52,3 +52,15 @@ def with_unlabelled(task: Task, seed: int, count: int = 12) -> Task:
     rng = np.random.default_rng(seed)
     texts = [task.train.texts[i] for i in rng.permutation(len(task.train.texts))[:count]]
     return Task(task.name, task.labels, task.train, task.dev, task.test, unlabeled=texts)
+
+
+def load_script(name: str):
+    """A script of ``scripts/`` (not a package) imported as a module, for its tests."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
