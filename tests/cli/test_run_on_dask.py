@@ -9,7 +9,6 @@ import json
 import pytest
 
 from textmtl.cli import main
-from textmtl.errors import ConfigError
 from textmtl.experiment import run_experiment
 
 from cli.test_models import config_for, workdir  # noqa: F401  (fixture)
