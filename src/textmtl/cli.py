@@ -100,6 +100,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _mention_partial_runs(config)
     group = distributed.current()
     quiet = group is not None and not group.is_main  # data-parallel: rank 0 speaks
+    if quiet:
+        config.training.progress = False
     with _executor_of(args) as executor:
         result = run_experiment(config, data_dir=args.data_dir,
                                 log=(lambda line: None) if quiet else (lambda line: print(line, flush=True)),
