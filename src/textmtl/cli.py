@@ -151,19 +151,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _latest_partial_sweep(args: argparse.Namespace):
-    from pathlib import Path
+    import dataclasses
 
     from .config import load_config
-    from .errors import ConfigError
 
     config = load_config(args.config, args.set)
-    root = Path(args.output_dir or config.output_dir)
-    stale = sorted(root.glob(f"{config.name}-sweep-*.partial"))
-    if not stale:
-        raise ConfigError(f"--resume: no incomplete sweep of {config.name!r} in {root}; expected a "
-                          f"{config.name}-sweep-<time>.partial folder (or give the folder)")
-    print(f"resuming {stale[-1]}", file=sys.stderr)
-    return stale[-1]
+    # a sweep folder is <output_dir>/<name>-sweep-<stamp>.partial: the runs' search, renamed
+    return _latest_partial_run(dataclasses.replace(config, name=f"{config.name}-sweep",
+                                                   output_dir=args.output_dir or config.output_dir))
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

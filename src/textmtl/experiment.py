@@ -202,7 +202,7 @@ def train_one(config: ExperimentConfig, method: MethodConfig, data: MultiTaskDat
         result = train(model, weighting, sampler, data, training, seed, description,
                        bucketed_stream_order(data, training.batch_size), method.loss_weights,
                        log=None if training.progress else log, on_epoch=writer,
-                       data_parallel=distributed.current())
+                       data_parallel=group)
     finally:
         if writer is not None:
             writer.close()
@@ -544,12 +544,10 @@ def _train_unit_remotely(unit: _Unit, shared: tuple[ExperimentConfig, dict[str, 
 def _write_returned_folder(folder: Path, files: dict[str, bytes]) -> None:
     """A model folder from a remote training: every file atomically, ``metrics.json`` (what
     marks the run finished) last."""
+    from .data.store import write_atomic
+
     for name in sorted(files, key=lambda n: n == "metrics.json"):
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_bytes(files[name])
-        temporary.replace(path)
+        write_atomic(folder / name, files[name])
 
 
 def featurize_all(config: ExperimentConfig, tasks: list[Task], log) -> dict[str, MultiTaskData]:

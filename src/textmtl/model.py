@@ -190,7 +190,7 @@ class TrainedModel:
         ``metrics.json``."""
         from .data.batching import MultiTaskData
         from .data.tasks import Split
-        from .training.evaluation import average_repeated_rows
+        from .training.evaluation import scored_chunks
 
         companions = self._companion_data()
         task = companions.tasks[k]
@@ -203,18 +203,9 @@ class TrainedModel:
                                      "test": self.featurizer.transform(list(texts))},
                              {"train": companions.rows["train"], "test": rows},
                              companions.spec, self.featurizer)
-        sizes = [len(r) for r in rows]
         classes = len(self.tasks[k]["labels"])
         out: dict[int, torch.Tensor] = {}
-        for chunk in self.model.evaluation_plan(sizes, batch_size, train_sizes=data.train_sizes()):
-            splits = None
-            if chunk.companion_split is not None:
-                splits = ["test"] + [chunk.companion_split] * (len(chunk.draws) - 1)
-            batch = data.batch("test", chunk.draws, collections=chunk.collections, splits=splits)
-            logits = self.model(batch.to(self.device)).cpu()
-            scored = len(chunk.draws[0][1])
-            logits, _, positions = average_repeated_rows(
-                logits[:scored], batch.labels[:scored], np.asarray(chunk.draws[0][1]))
+        for _, logits, _, positions in scored_chunks(self.model, data, "test", self.device, batch_size):
             for row, position in enumerate(positions):
                 out[int(position)] = logits[row, ..., :classes]
         if task.kind != "tagging":

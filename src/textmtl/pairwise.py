@@ -250,9 +250,9 @@ def run_pairwise(config: ExperimentConfig, method: str, alone: str | None = None
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    from .data.store import write_atomic
+
+    write_atomic(path, text.encode("utf-8"))
 
 
 def write_pairwise(result: PairwiseResult, config: ExperimentConfig, metrics: dict[str, str]) -> None:

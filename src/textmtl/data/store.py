@@ -422,7 +422,7 @@ def download_dataset(name: str, folder: Path | None = None) -> Path:
                     raise DownloadError(f"{url}: cannot unpack the download ({error})") from error
             _check_digest(url, "sha256", file.sha256, hashlib.sha256(data).hexdigest())
         try:
-            _write_atomic(target, data)
+            write_atomic(target, data)
         except OSError as error:
             raise DataError(f"{target}: cannot write the download ({error.strerror or error}); "
                             f"set {ENV_CACHE_DIR} to a writable folder") from error
@@ -452,7 +452,7 @@ def _fetch(url: str) -> bytes:
         raise DataError(f"download from {url} failed: {reason}") from error
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def write_atomic(target: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``target`` and rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")

@@ -40,26 +40,16 @@ def evaluate(model, data: MultiTaskData, split: str, device: torch.device,
     """
     was_training = model.training
     model.eval()
-    sizes = [len(rows) for rows in data.rows[split]]
     predictions: list[dict[int, object]] = [{} for _ in data.tasks]
     loss_sums = [0.0] * len(data.tasks)
     loss_counts = [0] * len(data.tasks)
-    for chunk in model.evaluation_plan(sizes, batch_size, train_sizes=data.train_sizes()):
-        splits = None
-        if chunk.companion_split is not None:  # the companions come from another split
-            splits = [split] + [chunk.companion_split] * (len(chunk.draws) - 1)
-        batch = data.batch(split, chunk.draws, collections=chunk.collections, splits=splits)
-        logits = model(batch.to(device)).cpu()
-        scored_positions = np.asarray(chunk.draws[0][1])
-        scored = len(scored_positions)
-        logits, labels, scored_positions = average_repeated_rows(
-            logits[:scored], batch.labels[:scored], scored_positions)
+    for task, logits, labels, scored_positions in scored_chunks(model, data, split, device, batch_size):
         keep = labels != IGNORE_LABEL
-        loss_sums[chunk.task] += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
-        loss_counts[chunk.task] += int(keep.sum())
+        loss_sums[task] += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
+        loss_counts[task] += int(keep.sum())
         predicted = logits.argmax(-1).numpy()
         for row, position in enumerate(scored_positions):
-            predictions[chunk.task][int(position)] = predicted[row]
+            predictions[task][int(position)] = predicted[row]
     results = {}
     for k, task in enumerate(data.tasks):
         gold = task.split(split).labels
@@ -83,6 +73,23 @@ def evaluate(model, data: MultiTaskData, split: str, device: torch.device,
         results[task.name] = {**metrics, "loss": loss_sums[k] / max(loss_counts[k], 1)}
     model.train(was_training)
     return results
+
+
+def scored_chunks(model, data: MultiTaskData, split: str, device: torch.device, batch_size: int):
+    """The method's evaluation plan over ``split``, run: per chunk ``(task, logits, labels,
+    positions)`` of its scored rows, one row per position (a row scored beside several
+    companion draws is their mean, :func:`average_repeated_rows`). Also what a saved model's
+    predictions run through (``TrainedModel``), so both score a row alike."""
+    sizes = [len(rows) for rows in data.rows[split]]
+    for chunk in model.evaluation_plan(sizes, batch_size, train_sizes=data.train_sizes()):
+        splits = None
+        if chunk.companion_split is not None:  # the companions come from another split
+            splits = [split] + [chunk.companion_split] * (len(chunk.draws) - 1)
+        batch = data.batch(split, chunk.draws, collections=chunk.collections, splits=splits)
+        logits = model(batch.to(device)).cpu()
+        positions = np.asarray(chunk.draws[0][1])
+        scored = len(positions)
+        yield (chunk.task, *average_repeated_rows(logits[:scored], batch.labels[:scored], positions))
 
 
 def average_repeated_rows(logits: torch.Tensor, labels: torch.Tensor, positions: np.ndarray
