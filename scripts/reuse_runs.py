@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.into
     if folder is None:
-        partial = sorted(Path(config.output_dir).glob(f"{config.name}-*{PARTIAL}"))
-        if partial:
-            folder = partial[-1]
-        else:
-            folder = _claim_folder(config)
-            (folder / "config.yaml").write_text(yaml.safe_dump(target, sort_keys=False))
+        # never the source itself: a corrected config keeps the name of the table it fixes
+        partial = [p for p in sorted(Path(config.output_dir).glob(f"{config.name}-*{PARTIAL}"))
+                   if p.resolve() != args.source.resolve()]
+        folder = partial[-1] if partial else _claim_folder(config)
+    if folder.resolve() == args.source.resolve():
+        raise SystemExit(f"--into {folder}: that is the source folder; name another")
+    if not (folder / "config.yaml").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(yaml.safe_dump(target, sort_keys=False))
     seeds = sorted(set(source["seeds"]) & set(target["seeds"]))
     copied = 0
     for seed in seeds:

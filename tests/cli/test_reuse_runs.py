@@ -63,3 +63,24 @@ def test_reused_runs_are_kept_and_the_rest_trained(tmp_path, monkeypatch, script
     # copying again changes nothing
     assert script.main([str(source), "hard", "second.yaml", "again", "--into", str(finished)]) == 0
     assert (finished / "again" / "seed-1" / "metrics.json").read_text() == before
+
+
+def test_a_corrected_config_of_the_same_name_gets_a_new_folder_never_the_source(tmp_path, monkeypatch, script):
+    """A table's fix keeps the table's name; its unfinished source folder is then the newest
+    .partial of that name, and copying into it would copy the runs onto themselves."""
+    monkeypatch.chdir(tmp_path)
+    write_task_csv(tmp_path / "a.csv", {"x": ["xx"], "y": ["yy"]}, 40, 1)
+    write_task_csv(tmp_path / "b.csv", {"x": ["xx"], "y": ["yy"]}, 40, 2)
+    (tmp_path / "t.yaml").write_text("name: t\n" + COMMON + "methods:\n  - single_task\n")
+    assert main(["run", "t.yaml", "--output-dir", "runs", "--no-progress"]) == 0
+    source = only_run_folder(tmp_path / "runs")
+    unfinished = source.with_name(source.name + ".partial")
+    source.rename(unfinished)  # the table a fix interrupts
+    (tmp_path / "t.yaml").write_text("name: t\n" + COMMON + "methods:\n  - single_task\n"
+                                     "  - {name: hard, head_hidden: 3}\n")
+    assert script.main([str(unfinished), "single_task", "t.yaml", "single_task", "--output-dir", "runs"]) == 0
+    [target] = [p for p in (tmp_path / "runs").iterdir() if p != unfinished]
+    assert (target / "config.yaml").is_file()
+    assert len(list(target.glob("single_task/seed-*/*/reused.json"))) == 4
+    with pytest.raises(SystemExit, match="source folder"):
+        script.main([str(unfinished), "single_task", "t.yaml", "single_task", "--into", str(unfinished)])

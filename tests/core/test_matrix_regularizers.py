@@ -350,3 +350,34 @@ def test_bad_weight_spread_and_step_size_are_one_line_errors():
         GroupLasso().proximal_step(RowsModel([[1.0], [2.0]]), -0.1)
     with pytest.raises(NotImplementedError, match="L2ToMean has no proximal operator"):
         L2ToMean().proximal_operator(torch.zeros(2, 2), 1.0)
+
+
+def test_soft_sharing_equal_init_starts_the_tying_penalty_at_zero(synthetic_tasks):
+    """equal_init copies task 0's encoder into every task and its head into every head of the
+    same shape (alpha and gamma have 2 classes, beta 3), so l2_to_mean is 0 before training;
+    without it the copies start apart. Training then moves the copies apart again."""
+    data = featurized(synthetic_tasks, "mlp")
+    specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
+    factory = lambda: ENCODERS.build("mlp", data.spec, params=TINY_ENCODER_PARAMS["mlp"])
+    tie = [{"name": "l2_to_mean", "weight": 1.0, "parameters": ["encoders"]}]
+    torch.manual_seed(0)
+    apart = SHARING.build("soft", specs, factory, params={"regularizers": tie})
+    torch.manual_seed(0)
+    equal = SHARING.build("soft", specs, factory, params={"regularizers": tie, "equal_init": True})
+    assert apart.penalties()["l2_to_mean"].item() > 0
+    assert equal.penalties()["l2_to_mean"].item() == pytest.approx(0, abs=1e-10)  # the mean rounds
+    for a, b in zip(equal.encoders[0].parameters(), equal.encoders[1].parameters()):
+        torch.testing.assert_close(a, b)
+    alpha, beta, gamma = equal.heads.heads
+    torch.testing.assert_close(alpha.weight, gamma.weight)
+    assert beta.weight.shape != alpha.weight.shape  # left as it was: a different label space
+    one_step(data, equal, 0.5)
+    assert equal.penalties()["l2_to_mean"].item() > 0
+
+
+def test_soft_sharing_refuses_a_non_boolean_equal_init(synthetic_tasks):
+    data = featurized(synthetic_tasks, "mlp")
+    specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
+    factory = lambda: ENCODERS.build("mlp", data.spec, params=TINY_ENCODER_PARAMS["mlp"])
+    with pytest.raises((ValueError, ConfigError), match="equal_init"):
+        SHARING.build("soft", specs, factory, params={"equal_init": "yes"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import nn
 
 from ..regularizers import REGULARIZERS
@@ -49,13 +50,21 @@ class SoftSharing(TaskColumns):
             the matrix-regulariser benchmark, and Deep Relationship Networks' shared lower
             layers); 0 (default): every layer is per task. The shared stages are not aligned
             task parameters, so no regulariser sees them.
+        equal_init: start every task's copy of each layer as a copy of task 0's (encoders, and
+            heads of the same shape), so the tying penalty is 0 at the start and the copies
+            drift apart only as far as their tasks pull them. False (default): each copy has
+            its own random initialisation, as K single-task networks would; with a penalty
+            weight chosen for converged networks that can start the penalty far above the
+            task losses (the NCMTL table's SoftShare: 127 against 0.69, docs/ncmtl.md).
     """
 
     def __init__(self, tasks: Sequence[TaskSpec], encoder_factory: EncoderFactory, *,
                  regularizers: list[Regularizer] | None = None, head_hidden: int = 0,
-                 split_heads: bool = False, shared_stages: int = 0) -> None:
-        if not isinstance(split_heads, bool):
-            raise ValueError(f"'split_heads' of SoftSharing must be true or false, got {split_heads!r}")
+                 split_heads: bool = False, shared_stages: int = 0,
+                 equal_init: bool = False) -> None:
+        for key, value in (("split_heads", split_heads), ("equal_init", equal_init)):
+            if not isinstance(value, bool):
+                raise ValueError(f"'{key}' of SoftSharing must be true or false, got {value!r}")
         super().__init__(tasks, encoder_factory, head_hidden=head_hidden, split_heads=split_heads)
         stages = self.encoders[0].num_stages
         if isinstance(shared_stages, bool) or not isinstance(shared_stages, int) \
@@ -64,6 +73,9 @@ class SoftSharing(TaskColumns):
                              f"(the encoder has {stages} stages), got {shared_stages!r}")
         self.shared_stages = shared_stages
         self._shared = self._tie_lower_stages(shared_stages)
+        self.equal_init = equal_init
+        if equal_init:
+            self._copy_first_task_everywhere()
         if regularizers is None:
             regularizers = [REGULARIZERS.build("l2_to_mean", params={"weight": DEFAULT_WEIGHT})]
         self.regularizers = list(regularizers)
@@ -81,6 +93,21 @@ class SoftSharing(TaskColumns):
                 owner = encoder.get_submodule(owner_path) if owner_path else encoder
                 setattr(owner, leaf, first.get_parameter(path))
         return shared
+
+    @torch.no_grad()
+    def _copy_first_task_everywhere(self) -> None:
+        """Every task's encoder, and every head shaped like task 0's, := task 0's values.
+
+        Tied lower stages are the same tensors, so copying them onto themselves is harmless."""
+        encoder_state = self.encoders[0].state_dict()
+        for encoder in self.encoders[1:]:
+            encoder.load_state_dict(encoder_state)
+        first_head = self.heads.heads[0].state_dict()
+        for head in self.heads.heads[1:]:
+            state = head.state_dict()
+            if state.keys() == first_head.keys() \
+                    and all(state[k].shape == v.shape for k, v in first_head.items()):
+                head.load_state_dict(first_head)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self._shared)
