@@ -201,13 +201,16 @@ def run_lstm_layers(projected: torch.Tensor, active: torch.Tensor, weight_hidden
     hidden = projected.new_zeros(layers, rows, hidden_dim)
     cell = projected.new_zeros(layers, rows, hidden_dim)
     outputs = []
-    for t in range(steps):
-        pre = projected[t] + torch.bmm(hidden, weight_hidden)  # (L, N, 4H)
+    # unbind once, not projected[t] per step: each indexing op's backward writes a zero tensor
+    # of the WHOLE (T, L, N, 4H) input and adds it up, T times (quadratic in T; it was 65 % of
+    # a training step), where unbind's backward stacks the T step gradients once
+    for projected_t, active_t in zip(projected.unbind(0), active.unbind(0)):
+        pre = projected_t + torch.bmm(hidden, weight_hidden)  # (L, N, 4H)
         new_hidden, new_cell = peephole_cell(pre[..., : 3 * hidden_dim], pre[..., 3 * hidden_dim:],
                                              cell, peephole, output_current)
-        hidden = torch.where(active[t], new_hidden, hidden)
-        cell = torch.where(active[t], new_cell, cell)
-        outputs.append(new_hidden * active[t])
+        hidden = torch.where(active_t, new_hidden, hidden)
+        cell = torch.where(active_t, new_cell, cell)
+        outputs.append(new_hidden * active_t)
     return torch.stack(outputs)
 
 
@@ -504,24 +507,28 @@ class GeneralizedRecurrent(SharingMethod):
         hidden = x.new_zeros(k_tasks, rows, hidden_dim)
         cell = x.new_zeros(k_tasks, rows, hidden_dim)
         read = hidden  # what the others read of each task's h_(t-1)
+        # per-step slices by one unbind each (see run_lstm_layers: indexing [t] in the loop
+        # makes the backward quadratic in T)
+        gates_steps, candidate_steps, active_steps = gates_in.unbind(0), candidate_in.unbind(0), active.unbind(0)
+        coupling_steps = x_coupling.unbind(0) if x_coupling is not None else [None] * steps
         for t in range(steps):
             out = torch.bmm(read, recurrent)  # (K, N, 3H + ...)
-            gates = gates_in[t] + out[..., : 3 * hidden_dim]
+            gates = gates_steps[t] + out[..., : 3 * hidden_dim]
             if self.coupling is not None:
                 from_hidden = out[..., 3 * hidden_dim: 3 * hidden_dim + gate]  # (K_j, N, G)
                 # g(j -> k) = σ(U_gc(j) h(j) + W_gc(k) x(k)): (K_j, N, K_k, G), Eq. 15
-                g = torch.sigmoid(from_hidden[:, :, None, :] + x_coupling[t].transpose(0, 1)[None])
+                g = torch.sigmoid(from_hidden[:, :, None, :] + coupling_steps[t].transpose(0, 1)[None])
                 g = g * scale + fixed
                 # U_c(j -> k) h(j): (K_j, N, K_k, H)
                 messages = out[..., 3 * hidden_dim + gate:].unflatten(-1, (k_tasks, hidden_dim))
                 coupled = (g * messages).sum(0).transpose(0, 1)  # (K_k, N, H): Eq. 14's sum
             else:
                 coupled = out[..., 3 * hidden_dim:]  # U_c h_(t-1) (Eq. 12)
-            new_hidden, new_cell = peephole_cell(gates, candidate_in[t] + coupled, cell, peephole,
+            new_hidden, new_cell = peephole_cell(gates, candidate_steps[t] + coupled, cell, peephole,
                                                  self.output_current)
-            hidden = torch.where(active[t], new_hidden, hidden)  # frozen after the text's end
-            cell = torch.where(active[t], new_cell, cell)
-            read = hidden * active[t] if self.zero_ended_rows else hidden
+            hidden = torch.where(active_steps[t], new_hidden, hidden)  # frozen after the text's end
+            cell = torch.where(active_steps[t], new_cell, cell)
+            read = hidden * active_steps[t] if self.zero_ended_rows else hidden
         return hidden
 
     def _coupling_blocks(self, own_candidate: torch.Tensor) -> torch.Tensor:
