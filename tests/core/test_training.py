@@ -3,6 +3,7 @@ samplers, task streams, loss weightings, the results table and the baselines' C 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -13,6 +14,7 @@ import torch
 from textmtl import baselines
 from textmtl.data.samplers import SAMPLERS, TaskStreams
 from textmtl.encoders import ENCODERS
+from textmtl.errors import ConfigError
 from textmtl.results import AVERAGE_ROW, Record, build_table
 from textmtl.sharing import SHARING
 from textmtl.sharing.base import TaskSpec
@@ -494,3 +496,43 @@ def test_baselines_fit_their_own_unrestricted_vocabulary(synthetic_tasks):
     assert terms(binary) > max(terms([t]) for t in binary)
     with pytest.raises(Exception, match="unknown baseline 'nope'"):
         baselines.run_baseline("nope", binary)
+
+
+# -- training.train_max_tokens -----------------------------------------------------------------
+
+def test_truncated_batch_cuts_ids_lengths_and_tagging_labels(data_by_encoder):
+    data = data_by_encoder["bilstm"]
+    batch = data.batch("train", [(0, np.arange(6))])
+    cut = batch.truncated(4)
+    assert cut.inputs.token_ids.shape[1] == 4
+    assert torch.equal(cut.inputs.token_ids, batch.inputs.token_ids[:, :4])
+    assert torch.equal(cut.inputs.lengths, batch.inputs.lengths.clamp(max=4))
+    assert batch.truncated(batch.inputs.token_ids.shape[1]) is batch  # nothing longer: unchanged
+    tagging = dataclasses.replace(batch, labels=torch.arange(batch.inputs.token_ids.shape[1]).repeat(6, 1),
+                                  level="token")
+    assert torch.equal(tagging.truncated(4).labels, tagging.labels[:, :4])
+
+
+def test_train_max_tokens_cuts_training_batches_only(data_by_encoder):
+    """The model sees training texts of at most N tokens, evaluation the whole texts."""
+    data = data_by_encoder["bilstm"]
+    model = build("hard", data, "bilstm")
+    widths = {True: set(), False: set()}
+    forward = model.forward
+
+    def spy(batch):
+        widths[model.training].add(batch.inputs.token_ids.shape[1])
+        return forward(batch)
+
+    model.forward = spy
+    train(model, fixed(data), every_task(), data, quick_config(max_epochs=1, train_max_tokens=3), seed=0)
+    assert widths[True] == {3}  # every synthetic batch has a text longer than 3 tokens
+    assert max(widths[False]) > 3
+
+
+def test_train_max_tokens_refuses_other_features_and_bad_values(tfidf_data):
+    model = build("hard", tfidf_data)
+    with pytest.raises(ConfigError, match="train_max_tokens.*'tfidf'"):
+        train(model, fixed(tfidf_data), every_task(), tfidf_data, quick_config(train_max_tokens=3), seed=0)
+    with pytest.raises(ConfigError, match="train_max_tokens' must be an integer >= 1"):
+        quick_config(train_max_tokens=0).validate()

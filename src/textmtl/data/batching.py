@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .inputs import EncoderInput, FeatureTable, InputSpec, TfidfInput
+from .inputs import EncoderInput, FeatureTable, InputSpec, TfidfInput, TokenInput
 from .tasks import SPLITS, Task
 
 #: label id ignored by the loss (token padding of tagging tasks, unlabelled rows)
@@ -80,6 +80,19 @@ class Batch:
             if value is not None and hasattr(value, "to") and name != "level":
                 moved[name] = value.to(device)
         return Batch(**moved)
+
+    def truncated(self, max_tokens: int) -> "Batch":
+        """Every text cut to its first ``max_tokens`` tokens (token inputs only; tagging labels
+        cut alike). The batch itself when no text is longer."""
+        inputs = self.inputs
+        if not isinstance(inputs, TokenInput):
+            raise TypeError(f"only token inputs can be cut to a number of tokens, not {type(inputs).__name__}")
+        if inputs.token_ids.shape[1] <= max_tokens:
+            return self
+        char_ids = None if inputs.char_ids is None else inputs.char_ids[:, :max_tokens]
+        cut = TokenInput(inputs.token_ids[:, :max_tokens], inputs.lengths.clamp(max=max_tokens), char_ids)
+        labels = self.labels[:, :max_tokens] if self.labels.dim() == 2 else self.labels
+        return replace(self, inputs=cut, labels=labels)
 
     def select(self, rows: torch.Tensor) -> "Batch":
         """The sub-batch of ``rows`` ((R,) long), in that order."""

@@ -47,6 +47,11 @@ class TrainingConfig:
         tensorboard: a folder for TensorBoard event files of every training (one run per
             training, named after the experiment and the training; None: none). Extra
             ``textmtl[tracking]``. The run folder's ``curves.json`` holds the same values.
+        train_max_tokens: cut every TRAINING text to its first this many tokens (token
+            features only; None: no cut beyond the features' ``max_length``). Dev, test and
+            prediction read the texts as featurized: a recurrence that is too slow over long
+            training texts (Zhang et al.'s model over IMDB reviews) trains on their beginnings
+            and is still reported on whole test texts.
     """
 
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -66,6 +71,7 @@ class TrainingConfig:
     progress: bool = True
     precision: str = "fp32"
     tensorboard: str | None = None
+    train_max_tokens: int | None = None
 
     def validate(self) -> None:
         """Check the values that need no task names (those are checked with the tasks)."""
@@ -88,6 +94,10 @@ class TrainingConfig:
             (self.threads is None or self.threads >= 1, "threads", ">= 1 or null", self.threads),
             (self.precision in ("fp32", "bf16", "fp16"), "precision", "one of fp32, bf16, fp16",
              self.precision),
+            (self.train_max_tokens is None or (isinstance(self.train_max_tokens, int)
+                                               and not isinstance(self.train_max_tokens, bool)
+                                               and self.train_max_tokens >= 1),
+             "train_max_tokens", "an integer >= 1 or null", self.train_max_tokens),
         ]
         for ok, key, expected, got in checks:
             if not ok:

@@ -148,6 +148,9 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
         raise ConfigError(f"'training.select_on' must be 'average' or a task name "
                           f"({', '.join(data.task_names)}), got {config.select_on!r}")
     check_compatible(model, sampler, data)
+    if config.train_max_tokens is not None and data.spec.kind != "tokens":
+        raise ConfigError(f"'training.train_max_tokens' cuts token features; these features are "
+                          f"{data.spec.kind!r} (use the featurizer's own length limits)")
     limit_threads(config.threads)
     device = resolve_device(config.device)
     if data_parallel is not None:
@@ -190,8 +193,10 @@ def train(model, weighting, sampler: TaskSampler, data: MultiTaskData, config: T
             if data_parallel is not None:  # this process's rows of the step
                 by_level = {level: mine for level, parts in by_level.items()
                             if (mine := data_parallel.shard(parts))}
-            batches = [data.batch("train", parts, collections=exact).to(device)
-                       for parts in by_level.values()]
+            batches = [data.batch("train", parts, collections=exact) for parts in by_level.values()]
+            if config.train_max_tokens is not None:
+                batches = [batch.truncated(config.train_max_tokens) for batch in batches]
+            batches = [batch.to(device) for batch in batches]
             losses = train_step(model, weighting, batches, optimizer, parameters, config.clip_norm,
                                 extra_loss_weights, precision, data_parallel)
             state.step += 1
