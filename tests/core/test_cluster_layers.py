@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import synthetic_task
 from textmtl.data.samplers import SAMPLERS
 from textmtl.data.tasks import Task
 from textmtl.encoders import ENCODERS
@@ -70,8 +71,22 @@ def distinct_rows(vectors):
     return torch.unique(vectors, dim=0).shape[0]
 
 
-def test_tasks_of_a_cluster_share_their_weights_after_each_step(data):
-    model = build(data)
+def test_equal_init_starts_every_task_with_the_same_layer_and_the_default_draws_apart(data):
+    equal, apart = build(data, equal_init=True), build(data)
+    for layer in equal.cluster_layers:
+        assert distinct_rows(layer.task_vectors().detach()) == 1
+    for layer in apart.cluster_layers:
+        assert distinct_rows(layer.task_vectors().detach()) == len(data.tasks)
+    # one step apart: the tasks differ only by their own updates (no longer all equal)
+    optimizer = build_optimizer(equal.param_groups(), "adam", 0.05)
+    weighting = WEIGHTINGS.build("fixed", data.task_names)
+    train_step(equal, weighting, [batch_of(data)], optimizer, list(equal.parameters()), None)
+    assert distinct_rows(equal.cluster_layers[0].task_vectors().detach()) > 1
+
+
+@pytest.mark.parametrize("equal_init", [False, True])
+def test_tasks_of_a_cluster_share_their_weights_after_each_step(data, equal_init):
+    model = build(data, equal_init=equal_init)
     optimizer = build_optimizer(model.param_groups(), "adam", 0.05)
     state = TrainState(generator=torch.Generator().manual_seed(0), optimizer=optimizer)
     for _ in range(3):
@@ -263,6 +278,44 @@ def test_optimiser_state_is_averaged_over_each_cluster(data, optimizer_name, key
     assert not torch.equal(model.cluster_layers[0].weight, centres), "the centres do not train"
 
 
+def test_own_optimizer_state_is_left_to_each_task(data):
+    model = build(data, optimizer_state="own")
+    optimizer = build_optimizer(model.param_groups(), "adam", 0.05)
+    state = TrainState(generator=torch.Generator().manual_seed(0), optimizer=optimizer)
+    step(model, data, optimizer, state)
+    weighting = WEIGHTINGS.build("fixed", data.task_names)
+    train_step(model, weighting, [batch_of(data)], optimizer, list(model.parameters()), None)
+    layer = model.cluster_layers[0]
+    before = {key: optimizer.state[layer.weight][key].clone() for key in ("exp_avg", "exp_avg_sq")}
+    model.on_step_end(state)
+    for key, values in before.items():
+        assert torch.equal(optimizer.state[layer.weight][key], values)
+    assert distinct_rows(layer.task_vectors().detach()) == PARAMS["clusters"][0]  # weights replaced
+
+
+def test_tasks_change_cluster_only_from_equal_starts_with_their_own_optimizer_state(synthetic_tasks):
+    """docs/ncmtl.md: from a draw per task, or with the cluster's mean Adam state, the first
+    clustering is final; from equal starts with each task's own state tasks move (10 tasks,
+    200 Adam steps at 1e-3, the paper's layers; the first layer's 3 clusters)."""
+    tasks = [synthetic_task(f"t{i}", 2, i, sizes=(64, 16, 16)) for i in range(10)]
+    data = featurized(tasks, "mlp")
+    moves = {}
+    for settings in [("mean", False), ("mean", True), ("own", False), ("own", True)]:
+        model = build(data, widths=[32, 32, 16], clusters=[3, 5, 10], optimizer_state=settings[0],
+                      equal_init=settings[1], freeze_after_epochs=0)
+        optimizer = build_optimizer(model.param_groups(), "adam", 1e-3)
+        state = TrainState(generator=torch.Generator().manual_seed(0), optimizer=optimizer)
+        weighting = WEIGHTINGS.build("fixed", data.task_names)
+        rng = np.random.default_rng(0)
+        for _ in range(200):
+            batch = data.batch("train", [(k, rng.choice(64, 8, replace=False)) for k in range(10)])
+            train_step(model, weighting, [batch], optimizer, list(model.parameters()), None)
+            model.on_step_end(state)
+        moves[settings] = model._moves[0]
+    assert moves[("mean", False)] == moves[("mean", True)] == moves[("own", False)] == 0
+    assert moves[("own", True)] > 0
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_export_keeps_centres_and_assignments_and_predicts_the_same(data, freeze, tmp_path):
     model = build(data, seed=1)
@@ -373,6 +426,8 @@ def test_tagging_tasks_run_their_tokens_through_the_cluster_layers():
     ({"cluster_loss_weight": -1.0}, "'cluster_loss_weight' of ClusterLayers must be >= 0, got -1.0"),
     ({"freeze_after_epochs": -2},
      r"'freeze_after_epochs' of ClusterLayers must be an integer >= 0 \(0: never"),
+    ({"equal_init": 1}, "'equal_init' of ClusterLayers must be true or false, got 1"),
+    ({"optimizer_state": "reset"}, "'optimizer_state' of ClusterLayers must be 'mean' or 'own', got 'reset'"),
 ])
 def test_bad_settings_name_the_parameter(data, params, message):
     specs = [TaskSpec(t.name, t.num_classes) for t in data.tasks]
