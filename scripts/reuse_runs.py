@@ -31,6 +31,17 @@ SAME_TRAINING = ("data", "features", "encoder", "weighting", "sampler", "trainin
                  "unlabelled_in_vocabulary")
 
 
+def _made_with(folder: Path, target: dict) -> bool:
+    """Whether ``folder``'s config.yaml is ``target`` (changes a resume allows aside)."""
+    from textmtl.experiment import _differences
+
+    try:
+        saved = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and not _differences(saved, target)
+
+
 def _entry(config: dict, title: str, where: str) -> dict:
     for entry in config["methods"]:
         if entry.get("label", entry["name"]) == title:
@@ -73,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.into
     if folder is None:
-        # never the source itself: a corrected config keeps the name of the table it fixes
+        # the newest unfinished folder made with exactly this config, never the source: a
+        # corrected config keeps the name of the table it fixes, so folders of the same name
+        # may hold other configs
         partial = [p for p in sorted(Path(config.output_dir).glob(f"{config.name}-*{PARTIAL}"))
-                   if p.resolve() != args.source.resolve()]
+                   if p.resolve() != args.source.resolve() and _made_with(p, target)]
         folder = partial[-1] if partial else _claim_folder(config)
     if folder.resolve() == args.source.resolve():
         raise SystemExit(f"--into {folder}: that is the source folder; name another")

@@ -84,3 +84,9 @@ def test_a_corrected_config_of_the_same_name_gets_a_new_folder_never_the_source(
     assert len(list(target.glob("single_task/seed-*/*/reused.json"))) == 4
     with pytest.raises(SystemExit, match="source folder"):
         script.main([str(unfinished), "single_task", "t.yaml", "single_task", "--into", str(unfinished)])
+    # a third version of the config: the folder of the second is not its folder either
+    (tmp_path / "t.yaml").write_text("name: t\n" + COMMON + "methods:\n  - single_task\n"
+                                     "  - {name: hard, head_hidden: 4}\n")
+    assert script.main([str(unfinished), "single_task", "t.yaml", "single_task", "--output-dir", "runs"]) == 0
+    assert len([p for p in (tmp_path / "runs").iterdir()]) == 3
+    assert not (target / "hard").exists()
